@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(e.key, "exports/a b+cé.csv");
         assert_eq!(e.size, 42);
         assert_eq!(e.etag.as_deref(), Some("abc"));
-        assert_eq!(e.last_modified, Some(1_763_632_800));
+        assert_eq!(e.last_modified, Some(1_795_168_800));
         // Non-current versions are skipped; delete markers kept with no size.
         assert_eq!(s.entry(&rec(&["prod", "k", "v0", "false", "false", "1", "2026-11-20T10:00:00.000Z", "x", "STANDARD"]), 2).unwrap(), None);
         let dm = s.entry(&rec(&["prod", "k", "v2", "true", "true", "", "2026-11-20T10:00:00.000Z", "", ""]), 3).unwrap().unwrap();
