@@ -166,6 +166,18 @@ pub fn emit_error_metric(common: &CommonConfig, err: &SuiteError) {
     emf.emit();
 }
 
+/// Time left before the invocation's deadline. Lambda sends the deadline as epoch
+/// milliseconds; `cargo lambda watch` sends the timeout itself (e.g. 600000), which no epoch
+/// time can be (that would be 1970), so a small value is read as a duration.
+pub fn time_left(deadline_ms: u64, now_ms: i64) -> Duration {
+    const YEAR_2001_MS: u64 = 978_307_200_000;
+    if deadline_ms < YEAR_2001_MS {
+        Duration::from_millis(deadline_ms)
+    } else {
+        Duration::from_millis((deadline_ms as i64 - now_ms).max(0) as u64)
+    }
+}
+
 /// The handler `main` registers.
 pub async fn handle<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
     let span = shared::telemetry::invocation_span(&event.context);
@@ -197,12 +209,14 @@ async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>)
     };
 
     // Stop early enough to write the checkpoint before Lambda kills the invocation.
-    let deadline_ms = ctx.deadline as i64 - chrono::Utc::now().timestamp_millis();
-    let mut budget = Duration::from_millis(deadline_ms.max(0) as u64).saturating_sub(deps.margin);
+    // The margin is capped at a fifth of the time left, so short timeouts still make progress.
+    let left = time_left(ctx.deadline, chrono::Utc::now().timestamp_millis());
+    let mut budget = left.saturating_sub(deps.margin.min(left / 5));
     if let Some(max) = payload.max_runtime_seconds {
         budget = budget.min(Duration::from_secs(max));
     }
     let stop_at = started + budget;
+    tracing::info!(deadline_ms = ctx.deadline, time_left_ms = left.as_millis() as u64, budget_ms = budget.as_millis() as u64, "deadline");
 
     let job = match payload.resume.clone() {
         Some(r) => Job::Resume(r),
@@ -252,4 +266,27 @@ async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>)
         "manifest diff done"
     );
     serde_json::to_value(&summary).map_err(|e| SuiteError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_from_lambda_and_from_the_emulator() {
+        let now = 1_795_750_000_000i64;
+        assert_eq!(time_left(now as u64 + 90_000, now), Duration::from_secs(90));
+        assert_eq!(time_left(now as u64 - 5, now), Duration::ZERO);
+        assert_eq!(time_left(600_000, now), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn payload_errors_name_the_field() {
+        let e = parse_payload(&json!({"prefixs": ["a/"]})).unwrap_err().to_string();
+        assert!(e.contains("field `prefixs`") && e.contains("unknown field"), "{e}");
+        let e = parse_payload(&json!({"prefixes": "a/"})).unwrap_err().to_string();
+        assert!(e.contains("invalid type"), "{e}");
+        let e = parse_payload(&json!([1, 2])).unwrap_err().to_string();
+        assert!(e.contains("payload"), "{e}");
+    }
 }

@@ -65,6 +65,9 @@ pub struct Payload {
     pub now: Option<String>,
     /// Stop and checkpoint after this many seconds even if the Lambda deadline is further.
     pub max_runtime_seconds: Option<u64>,
+    /// ListObjectsV2 page size (MaxKeys, 1-1000; default 1000). Smaller pages checkpoint
+    /// more finely.
+    pub page_size: Option<i32>,
     /// Recompute even if a finished report for this run id exists.
     #[serde(default)]
     pub force: bool,
@@ -143,6 +146,7 @@ pub struct Request {
     pub run_id: String,
     pub now: Option<DateTime<Utc>>,
     pub max_runtime_seconds: Option<u64>,
+    pub page_size: Option<i32>,
     pub force: bool,
     pub scheduled_time: Option<String>,
 }
@@ -269,6 +273,11 @@ impl Payload {
             }
         }
 
+        if let Some(n) = self.page_size {
+            if !(1..=1000).contains(&n) {
+                return Err(SuiteError::invalid("page_size", format!("{n} is out of range"), "give 1 to 1000 (ListObjectsV2 MaxKeys)"));
+            }
+        }
         let mut req = Request {
             primary_bucket,
             replica_bucket,
@@ -281,6 +290,7 @@ impl Payload {
             run_id: String::new(),
             now,
             max_runtime_seconds: self.max_runtime_seconds,
+            page_size: self.page_size,
             force: self.force,
             scheduled_time: self.scheduled_time,
         };
@@ -355,6 +365,7 @@ mod tests {
             (json!({"source": "inventory", "primary_manifest": "s3://i/x/manifest.json", "replica_inventory": "http://x"}), "replica_inventory"),
             (json!({"now": "yesterday"}), "now"),
             (json!({"run_id": "a/b"}), "run_id"),
+            (json!({"page_size": 0}), "page_size"),
             (json!({"drift_treshold_percent": 1}), "drift_treshold_percent"),
         ];
         for (payload, field) in cases {

@@ -280,6 +280,8 @@ impl<S: ObjectStore> Engine<'_, S> {
     async fn list_mode(&self, cp: &mut Checkpoint, writer: &mut DriftWriter, stop_at: Instant) -> SuiteResult<bool> {
         let prefixes = cp.request.prefixes.clone();
         let (pb, rb) = (cp.request.primary_bucket.clone(), cp.request.replica_bucket.clone());
+        let page_size = cp.request.page_size;
+        let mut emitted = 0u64;
         for pi in cp.prefix_index..prefixes.len() {
             let prefix = prefixes[pi].as_str();
             cp.tally.ensure(prefix);
@@ -294,13 +296,15 @@ impl<S: ObjectStore> Engine<'_, S> {
                     Step::Pair(p, r) => {
                         self.record(cp, writer, prefix, p.as_ref(), r.as_ref())?;
                         cp.last_key = p.or(r).map(|e| e.key);
+                        emitted += 1;
                         continue;
                     }
                     Step::Done => break,
                 };
                 // A safe point: every key up to `last_key` is counted on both sides, and
                 // whatever is buffered beyond it is listed again on resume.
-                if Instant::now() >= stop_at {
+                // Every invocation classifies at least one key, so a run always progresses.
+                if emitted > 0 && Instant::now() >= stop_at {
                     cp.prefix_index = pi;
                     return Ok(false);
                 }
@@ -313,6 +317,7 @@ impl<S: ObjectStore> Engine<'_, S> {
                             prefix,
                             start_after: if first[side] { start_after.as_deref() } else { None },
                             continuation_token: tokens[side].as_deref(),
+                            max_keys: page_size,
                             ..Default::default()
                         },
                     )

@@ -1,0 +1,35 @@
+# staging. Apply in the "staging" workspace:
+#   terraform -chdir=infra workspace select -or-create staging
+#   terraform -chdir=infra apply -var-file=environments/staging.tfvars -var deployment=$(git rev-parse --short HEAD)
+# Values marked REPLACE-ME are account-specific and fail validation until set.
+
+environment = "staging"
+# aws_region = "eu-west-1" # default: AWS_REGION / the profile
+
+log_retention_days = 30
+
+report_bucket = "REPLACE-ME-staging-reports"
+report_prefix = "reports/"
+
+primary_bucket = "REPLACE-ME-staging-primary"
+replica_bucket = "REPLACE-ME-staging-replica"
+prefixes       = ["attachments/", "exports/"]
+
+lag_allowance_hours     = 24
+drift_threshold_percent = 0.1
+
+# Default source of manual invocations; the schedule sends its own.
+source_mode = "list"
+
+# Where S3 Inventory delivers each bucket's reports (needed for source "inventory" and the
+# manifest.checksum trigger): s3://inventory-bucket/prefix/source-bucket/config-id/
+primary_inventory = ""
+replica_inventory = ""
+
+schedule_enabled    = true
+schedule_expression = "cron(30 2 * * ? *)"
+schedule_source     = "list"
+
+# Replaces the inventory bucket's whole notification configuration: turn on only if nothing
+# else notifies from that bucket (see manifest_diff.tf).
+manage_inventory_notification = false

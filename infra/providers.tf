@@ -1,0 +1,45 @@
+terraform {
+  # 1.9+: variable validations may refer to other variables.
+  required_version = ">= 1.9"
+
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # 5.67: aws_lambda_function_recursion_config.
+      version = ">= 5.67, < 7.0"
+    }
+  }
+
+  # State is local unless a backend is configured. A team shares state in S3: add a
+  # backend.tf with `backend "s3" {}` and pass its settings with
+  # `terraform init -backend-config=...` (kept out of the repo: they are account-specific).
+  # Each environment lives in its own workspace either way (see docs/deploy.md).
+}
+
+provider "aws" {
+  # null: the region comes from AWS_REGION / the profile, like the CLI.
+  region = var.aws_region
+
+  default_tags {
+    tags = merge(var.tags, {
+      Project     = "platform-playbook"
+      Environment = var.environment
+      ManagedBy   = "terraform"
+    })
+  }
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+# One state per environment: dev.tfvars applied in the prod workspace (or the reverse) would
+# replace the other environment's resources. Fails the plan before anything changes.
+resource "terraform_data" "workspace_guard" {
+  lifecycle {
+    precondition {
+      condition     = terraform.workspace == var.environment
+      error_message = "Workspace is \"${terraform.workspace}\" but environment is \"${var.environment}\": run `terraform -chdir=infra workspace select -or-create ${var.environment}` first."
+    }
+  }
+}
