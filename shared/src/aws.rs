@@ -41,7 +41,11 @@ impl AwsSettings {
                 });
             }
         }
-        let max_attempts = vars.parse_or("AWS_MAX_ATTEMPTS", 8u32, "a whole number of attempts, e.g. 8")?;
+        let max_attempts = vars.parse_or(
+            "AWS_MAX_ATTEMPTS",
+            8u32,
+            "a whole number of attempts, e.g. 8",
+        )?;
         if max_attempts == 0 {
             return Err(SuiteError::Config {
                 var: "AWS_MAX_ATTEMPTS".into(),
@@ -49,7 +53,8 @@ impl AwsSettings {
             });
         }
         let ms = |name: &str, default: u64| -> Result<Duration, SuiteError> {
-            vars.parse_or(name, default, "milliseconds").map(Duration::from_millis)
+            vars.parse_or(name, default, "milliseconds")
+                .map(Duration::from_millis)
         };
         Ok(AwsSettings {
             region,
@@ -143,11 +148,13 @@ mod tests {
 
     #[test]
     fn bad_endpoint_and_attempts_are_named() {
-        let e = AwsSettings::from_vars(&Vars::from_pairs([("AWS_ENDPOINT_URL", "localhost:5000")])).unwrap_err();
+        let e = AwsSettings::from_vars(&Vars::from_pairs([("AWS_ENDPOINT_URL", "localhost:5000")]))
+            .unwrap_err();
         assert!(e.to_string().contains("AWS_ENDPOINT_URL"));
         let e = AwsSettings::from_vars(&Vars::from_pairs([("AWS_MAX_ATTEMPTS", "0")])).unwrap_err();
         assert!(e.to_string().contains("AWS_MAX_ATTEMPTS"));
-        let e = AwsSettings::from_vars(&Vars::from_pairs([("AWS_CONNECT_TIMEOUT_MS", "soon")])).unwrap_err();
+        let e = AwsSettings::from_vars(&Vars::from_pairs([("AWS_CONNECT_TIMEOUT_MS", "soon")]))
+            .unwrap_err();
         assert!(e.to_string().contains("AWS_CONNECT_TIMEOUT_MS"));
     }
 
@@ -165,7 +172,10 @@ mod tests {
         let retry = clients.sdk.retry_config().expect("retry config set");
         assert_eq!(retry.max_attempts(), 4);
         let timeouts = clients.sdk.timeout_config().expect("timeouts set");
-        assert_eq!(timeouts.operation_attempt_timeout(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(3)));
 
         let s3 = s3_config(&clients.sdk, &s);
@@ -186,7 +196,9 @@ mod tests {
             let (mut sock, _) = listener.accept().await.unwrap();
             let mut buf = vec![0u8; 4096];
             let n = sock.read(&mut buf).await.unwrap();
-            let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                .await;
             String::from_utf8_lossy(&buf[..n]).to_string()
         });
         let s = settings(&[
@@ -197,10 +209,23 @@ mod tests {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
         let clients = AwsClients::load(s).await;
-        let _ = clients.s3().list_objects_v2().bucket("my-bucket").send().await;
+        let _ = clients
+            .s3()
+            .list_objects_v2()
+            .bucket("my-bucket")
+            .send()
+            .await;
         let request = server.await.unwrap();
         let first_line = request.lines().next().unwrap_or_default();
-        assert!(first_line.starts_with("GET /my-bucket/?list-type=2"), "{first_line}");
-        assert!(request.to_ascii_lowercase().contains(&format!("host: 127.0.0.1:{port}")), "{request}");
+        assert!(
+            first_line.starts_with("GET /my-bucket/?list-type=2"),
+            "{first_line}"
+        );
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains(&format!("host: 127.0.0.1:{port}")),
+            "{request}"
+        );
     }
 }

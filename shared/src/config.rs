@@ -22,7 +22,12 @@ impl Vars {
         K: Into<String>,
         V: Into<String>,
     {
-        Vars(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Vars(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     /// The value, with empty strings treated as unset (Terraform often renders `""`).
@@ -31,10 +36,12 @@ impl Vars {
     }
 
     pub fn required(&self, name: &str, what: &str) -> Result<String, SuiteError> {
-        self.get(name).map(str::to_string).ok_or_else(|| SuiteError::Config {
-            var: name.to_string(),
-            problem: format!("is not set; set it to {what}"),
-        })
+        self.get(name)
+            .map(str::to_string)
+            .ok_or_else(|| SuiteError::Config {
+                var: name.to_string(),
+                problem: format!("is not set; set it to {what}"),
+            })
     }
 
     pub fn or(&self, name: &str, default: &str) -> String {
@@ -120,10 +127,17 @@ impl CommonConfig {
 
 /// Masked even when `LOG_MASK_FIELDS` forgets them.
 fn default_mask_fields() -> Vec<String> {
-    ["password", "secret", "token", "authorization", "aws_secret_access_key", "database_url"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "password",
+        "secret",
+        "token",
+        "authorization",
+        "aws_secret_access_key",
+        "database_url",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[cfg(test)]
@@ -142,15 +156,29 @@ mod tests {
     fn bad_environment_is_named() {
         let vars = Vars::from_pairs([("ENVIRONMENT", "production"), ("REPORT_BUCKET", "b")]);
         let err = CommonConfig::from_vars(&vars, "f").unwrap_err().to_string();
-        assert!(err.contains("ENVIRONMENT") && err.contains("production"), "{err}");
+        assert!(
+            err.contains("ENVIRONMENT") && err.contains("production"),
+            "{err}"
+        );
     }
 
     #[test]
     fn malformed_number_is_named() {
         let vars = Vars::from_pairs([("LAG_HOURS", "abc")]);
-        let err = vars.parse_or::<f64>("LAG_HOURS", 24.0, "a number of hours").unwrap_err().to_string();
-        assert!(err.contains("LAG_HOURS") && err.contains("abc") && err.contains("number of hours"), "{err}");
-        assert_eq!(Vars::default().parse_or::<f64>("LAG_HOURS", 24.0, "h").unwrap(), 24.0);
+        let err = vars
+            .parse_or::<f64>("LAG_HOURS", 24.0, "a number of hours")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LAG_HOURS") && err.contains("abc") && err.contains("number of hours"),
+            "{err}"
+        );
+        assert_eq!(
+            Vars::default()
+                .parse_or::<f64>("LAG_HOURS", 24.0, "h")
+                .unwrap(),
+            24.0
+        );
     }
 
     #[test]

@@ -50,7 +50,11 @@ pub enum SuiteError {
 }
 
 impl SuiteError {
-    pub fn invalid(field: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         SuiteError::InvalidInput {
             field: field.into(),
             problem: problem.into(),
@@ -121,7 +125,11 @@ mod tests {
 
     #[test]
     fn invalid_input_names_field_and_fix() {
-        let e = SuiteError::invalid("drift_threshold_percent", "must be between 0 and 100, got -1", "send a value such as 0.1");
+        let e = SuiteError::invalid(
+            "drift_threshold_percent",
+            "must be between 0 and 100, got -1",
+            "send a value such as 0.1",
+        );
         let d: Diagnostic = e.into();
         assert_eq!(d.error_type, "InvalidInput");
         assert!(d.error_message.contains("drift_threshold_percent"));

@@ -36,7 +36,9 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 /// Whether the payload looks like an S3 notification (`Records[].s3`) or an EventBridge S3
 /// event (`source: aws.s3`).
 pub fn is_s3_event(v: &Value) -> bool {
-    v.get("Records").is_some() || str_at(v, &["source"]) == Some("aws.s3") || str_at(v, &["Event"]) == Some("s3:TestEvent")
+    v.get("Records").is_some()
+        || str_at(v, &["source"]) == Some("aws.s3")
+        || str_at(v, &["Event"]) == Some("s3:TestEvent")
 }
 
 /// Parses an S3 notification or an EventBridge "Object Created" event into object references.
@@ -47,10 +49,20 @@ pub fn parse_s3_event(v: &Value) -> Result<Vec<S3ObjectRef>, SuiteError> {
     }
     if str_at(v, &["source"]) == Some("aws.s3") {
         // EventBridge: keys arrive raw, not URL-encoded.
-        let bucket = str_at(v, &["detail", "bucket", "name"])
-            .ok_or_else(|| SuiteError::invalid("detail.bucket.name", "missing", "send an EventBridge S3 event"))?;
-        let key = str_at(v, &["detail", "object", "key"])
-            .ok_or_else(|| SuiteError::invalid("detail.object.key", "missing", "send an EventBridge S3 event"))?;
+        let bucket = str_at(v, &["detail", "bucket", "name"]).ok_or_else(|| {
+            SuiteError::invalid(
+                "detail.bucket.name",
+                "missing",
+                "send an EventBridge S3 event",
+            )
+        })?;
+        let key = str_at(v, &["detail", "object", "key"]).ok_or_else(|| {
+            SuiteError::invalid(
+                "detail.object.key",
+                "missing",
+                "send an EventBridge S3 event",
+            )
+        })?;
         return Ok(vec![S3ObjectRef {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -59,17 +71,30 @@ pub fn parse_s3_event(v: &Value) -> Result<Vec<S3ObjectRef>, SuiteError> {
             size: v.pointer("/detail/object/size").and_then(Value::as_u64),
         }]);
     }
-    let records = v
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| SuiteError::invalid("Records", "missing or not an array", "send an S3 event notification"))?;
+    let records = v.get("Records").and_then(Value::as_array).ok_or_else(|| {
+        SuiteError::invalid(
+            "Records",
+            "missing or not an array",
+            "send an S3 event notification",
+        )
+    })?;
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         let field = |f: &str| format!("Records[{i}].{f}");
-        let bucket = str_at(r, &["s3", "bucket", "name"])
-            .ok_or_else(|| SuiteError::invalid(field("s3.bucket.name"), "missing", "each record needs s3.bucket.name"))?;
-        let raw_key = str_at(r, &["s3", "object", "key"])
-            .ok_or_else(|| SuiteError::invalid(field("s3.object.key"), "missing", "each record needs s3.object.key"))?;
+        let bucket = str_at(r, &["s3", "bucket", "name"]).ok_or_else(|| {
+            SuiteError::invalid(
+                field("s3.bucket.name"),
+                "missing",
+                "each record needs s3.bucket.name",
+            )
+        })?;
+        let raw_key = str_at(r, &["s3", "object", "key"]).ok_or_else(|| {
+            SuiteError::invalid(
+                field("s3.object.key"),
+                "missing",
+                "each record needs s3.object.key",
+            )
+        })?;
         out.push(S3ObjectRef {
             bucket: bucket.to_string(),
             key: decode_s3_event_key(raw_key),
@@ -102,14 +127,20 @@ mod tests {
         assert_eq!(r[0].size, Some(33));
         let eb = json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": "b"}, "object": {"key": "a+b"}}});
         assert_eq!(parse_s3_event(&eb).unwrap()[0].key, "a+b");
-        assert!(parse_s3_event(&json!({"Event": "s3:TestEvent"})).unwrap().is_empty());
+        assert!(parse_s3_event(&json!({"Event": "s3:TestEvent"}))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn malformed_names_the_field() {
-        let e = parse_s3_event(&json!({"Records": [{"s3": {"bucket": {}}}]})).unwrap_err().to_string();
+        let e = parse_s3_event(&json!({"Records": [{"s3": {"bucket": {}}}]}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Records[0].s3.bucket.name"), "{e}");
-        let e = parse_s3_event(&json!({"Records": 5})).unwrap_err().to_string();
+        let e = parse_s3_event(&json!({"Records": 5}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Records"), "{e}");
     }
 }

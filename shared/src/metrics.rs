@@ -138,9 +138,15 @@ mod tests {
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000i64);
         assert_eq!(cw["Namespace"], "PlatformPlaybook");
-        assert_eq!(cw["Dimensions"], json!([["function", "environment", "prefix"]]));
+        assert_eq!(
+            cw["Dimensions"],
+            json!([["function", "environment", "prefix"]])
+        );
         assert_eq!(cw["Metrics"].as_array().unwrap().len(), 2, "NaN dropped");
-        assert_eq!(cw["Metrics"][1], json!({"Name": "manifest_missing_objects", "Unit": "Count"}));
+        assert_eq!(
+            cw["Metrics"][1],
+            json!({"Name": "manifest_missing_objects", "Unit": "Count"})
+        );
         assert_eq!(v["manifest_drift_ratio"], 0.002);
         assert_eq!(v["function"], "manifest-diff");
         assert_eq!(v["environment"], "prod");

@@ -19,7 +19,13 @@ pub struct ReportLocation {
 }
 
 impl ReportLocation {
-    pub fn new(bucket: &str, report_prefix: &str, name: &str, date: NaiveDate, run_id: &str) -> Self {
+    pub fn new(
+        bucket: &str,
+        report_prefix: &str,
+        name: &str,
+        date: NaiveDate,
+        run_id: &str,
+    ) -> Self {
         ReportLocation {
             bucket: bucket.to_string(),
             folder: format!("{report_prefix}{name}/{}/", date.format("%Y-%m-%d")),
@@ -56,15 +62,27 @@ impl<'a, S: ObjectStore> ReportWriter<'a, S> {
 
     /// Reads back a finished report for this run, if one exists (idempotent re-delivery).
     pub async fn existing_json(&self) -> SuiteResult<Option<serde_json::Value>> {
-        let Some(bytes) = self.store.get_bytes(&self.location.bucket, &self.location.json_key()).await? else {
+        let Some(bytes) = self
+            .store
+            .get_bytes(&self.location.bucket, &self.location.json_key())
+            .await?
+        else {
             return Ok(None);
         };
         Ok(serde_json::from_slice(&bytes).ok())
     }
 
-    pub async fn attach_file(&self, suffix: &str, path: &Path, content_type: &str, encoding: Option<&str>) -> SuiteResult<String> {
+    pub async fn attach_file(
+        &self,
+        suffix: &str,
+        path: &Path,
+        content_type: &str,
+        encoding: Option<&str>,
+    ) -> SuiteResult<String> {
         let key = self.location.key(suffix);
-        self.store.put_file(&self.location.bucket, &key, path, content_type, encoding).await?;
+        self.store
+            .put_file(&self.location.bucket, &key, path, content_type, encoding)
+            .await?;
         Ok(key)
     }
 
@@ -78,9 +96,15 @@ impl<'a, S: ObjectStore> ReportWriter<'a, S> {
                 "text/markdown; charset=utf-8",
             )
             .await?;
-        let body = serde_json::to_vec_pretty(json).map_err(|e| crate::SuiteError::Internal(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(json)
+            .map_err(|e| crate::SuiteError::Internal(e.to_string()))?;
         self.store
-            .put_bytes(&self.location.bucket, &self.location.json_key(), Bytes::from(body), "application/json")
+            .put_bytes(
+                &self.location.bucket,
+                &self.location.json_key(),
+                Bytes::from(body),
+                "application/json",
+            )
             .await
     }
 }
@@ -94,8 +118,17 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
         let loc = ReportLocation::new("rep", "reports/", "manifest-diff", d, "run1");
         assert_eq!(loc.json_key(), "reports/manifest-diff/2026-11-27/run1.json");
-        assert_eq!(loc.markdown_key(), "reports/manifest-diff/2026-11-27/run1.md");
-        assert_eq!(loc.key("-drift.csv.gz"), "reports/manifest-diff/2026-11-27/run1-drift.csv.gz");
-        assert_eq!(loc.uri(&loc.json_key()), "s3://rep/reports/manifest-diff/2026-11-27/run1.json");
+        assert_eq!(
+            loc.markdown_key(),
+            "reports/manifest-diff/2026-11-27/run1.md"
+        );
+        assert_eq!(
+            loc.key("-drift.csv.gz"),
+            "reports/manifest-diff/2026-11-27/run1-drift.csv.gz"
+        );
+        assert_eq!(
+            loc.uri(&loc.json_key()),
+            "s3://rep/reports/manifest-diff/2026-11-27/run1.json"
+        );
     }
 }

@@ -40,13 +40,26 @@ pub struct ListRequest<'a> {
 }
 
 pub trait ObjectStore: Send + Sync {
-    fn list_page(&self, bucket: &str, req: ListRequest<'_>) -> impl Future<Output = SuiteResult<ListPage>> + Send;
+    fn list_page(
+        &self,
+        bucket: &str,
+        req: ListRequest<'_>,
+    ) -> impl Future<Output = SuiteResult<ListPage>> + Send;
 
     /// `Ok(None)` when the key does not exist; the bucket missing is an error.
-    fn get_bytes(&self, bucket: &str, key: &str) -> impl Future<Output = SuiteResult<Option<Bytes>>> + Send;
+    fn get_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = SuiteResult<Option<Bytes>>> + Send;
 
     /// Streams an object into a local file (never the whole object in memory); returns its size.
-    fn download(&self, bucket: &str, key: &str, dest: &Path) -> impl Future<Output = SuiteResult<u64>> + Send;
+    fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        dest: &Path,
+    ) -> impl Future<Output = SuiteResult<u64>> + Send;
 
     fn put_bytes(
         &self,
@@ -150,30 +163,48 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_bytes(&self, bucket: &str, key: &str) -> SuiteResult<Option<Bytes>> {
-        let out = match self.client.get_object().bucket(bucket).key(key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(o) => o,
             Err(e) if is_no_such_key(&e) => return Ok(None),
             Err(e) if is_no_such_bucket(&e) => return Err(bucket_error(bucket)),
             Err(e) => return Err(aws_error("s3", "GetObject", e)),
         };
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| SuiteError::bad_object(bucket, key, format!("body read failed: {e}")))?;
+        let data =
+            out.body.collect().await.map_err(|e| {
+                SuiteError::bad_object(bucket, key, format!("body read failed: {e}"))
+            })?;
         Ok(Some(data.into_bytes()))
     }
 
     async fn download(&self, bucket: &str, key: &str, dest: &Path) -> SuiteResult<u64> {
-        let out = match self.client.get_object().bucket(bucket).key(key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(o) => o,
             Err(e) if is_no_such_key(&e) => {
-                return Err(SuiteError::bad_object(bucket, key, "does not exist (NoSuchKey)"))
+                return Err(SuiteError::bad_object(
+                    bucket,
+                    key,
+                    "does not exist (NoSuchKey)",
+                ))
             }
             Err(e) if is_no_such_bucket(&e) => return Err(bucket_error(bucket)),
             Err(e) => return Err(aws_error("s3", "GetObject", e)),
         };
-        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(dest).await?);
+        let mut file =
+            tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(dest).await?);
         let mut body = out.body;
         let mut n = 0u64;
         while let Some(chunk) = body
@@ -188,7 +219,13 @@ impl ObjectStore for S3Store {
         Ok(n)
     }
 
-    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> SuiteResult<()> {
+    async fn put_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> SuiteResult<()> {
         self.client
             .put_object()
             .bucket(bucket)

@@ -31,7 +31,10 @@ pub fn init(common: &CommonConfig) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let layer = JsonLayer::new(std::io::stdout, common);
     // A second init (tests) is harmless: keep the first subscriber.
-    let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init();
 }
 
 /// The span each invocation runs in; its fields appear on every log line inside it.
@@ -49,7 +52,9 @@ pub fn invocation_span(ctx: &lambda_runtime::Context) -> tracing::Span {
 /// (`Root=1-5759e988-bd862e3fe1be46a994272793;Parent=…;Sampled=1`).
 pub fn trace_id_from_xray(header: Option<&str>) -> Option<String> {
     let header = header?;
-    let root = header.split(';').find_map(|p| p.trim().strip_prefix("Root="))?;
+    let root = header
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("Root="))?;
     let mut parts = root.split('-');
     let (version, time, rand) = (parts.next()?, parts.next()?, parts.next()?);
     if version != "1" || time.len() != 8 || rand.len() != 24 {
@@ -85,12 +90,25 @@ pub struct JsonLayer<W> {
 impl<W> JsonLayer<W> {
     pub fn new(make_writer: W, common: &CommonConfig) -> Self {
         let mut statics = Map::new();
-        statics.insert("function".into(), Value::String(common.function_name.clone()));
-        statics.insert("environment".into(), Value::String(common.environment.clone()));
-        statics.insert("deployment".into(), Value::String(common.deployment.clone()));
+        statics.insert(
+            "function".into(),
+            Value::String(common.function_name.clone()),
+        );
+        statics.insert(
+            "environment".into(),
+            Value::String(common.environment.clone()),
+        );
+        statics.insert(
+            "deployment".into(),
+            Value::String(common.deployment.clone()),
+        );
         JsonLayer {
             make_writer,
-            mask: common.log_mask_fields.iter().map(|f| f.to_ascii_lowercase()).collect(),
+            mask: common
+                .log_mask_fields
+                .iter()
+                .map(|f| f.to_ascii_lowercase())
+                .collect(),
             statics,
         }
     }
@@ -117,7 +135,12 @@ impl JsonVisitor<'_> {
 
 impl Visit for JsonVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, serde_json::Number::from_f64(value).map(Value::Number).unwrap_or(Value::Null));
+        self.put(
+            field,
+            serde_json::Number::from_f64(value)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        );
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.put(field, Value::from(value));
@@ -171,8 +194,14 @@ where
             "timestamp".into(),
             Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         );
-        line.insert("level".into(), Value::String(event.metadata().level().to_string()));
-        line.insert("target".into(), Value::String(event.metadata().target().to_string()));
+        line.insert(
+            "level".into(),
+            Value::String(event.metadata().level().to_string()),
+        );
+        line.insert(
+            "target".into(),
+            Value::String(event.metadata().target().to_string()),
+        );
         // Outer spans first so inner spans' fields win on a clash.
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
@@ -205,7 +234,10 @@ mod tests {
     struct Capture(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Capture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -234,16 +266,24 @@ mod tests {
     #[test]
     fn lines_carry_ids_and_mask_fields() {
         let cap = Capture::default();
-        let subscriber = tracing_subscriber::registry().with(JsonLayer::new(cap.clone(), &common()));
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new(cap.clone(), &common()));
         tracing::subscriber::with_default(subscriber, || {
             let mut ctx = lambda_runtime::Context::default();
             ctx.request_id = "req-1".into();
-            ctx.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
+            ctx.xray_trace_id = Some(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into(),
+            );
             let span = invocation_span(&ctx);
             let _g = span.enter();
             let inner = tracing::info_span!("step", email = "a@b.c");
             let _i = inner.enter();
-            tracing::info!(password = "hunter2", bucket = "prod", count = 3u64, "listed");
+            tracing::info!(
+                password = "hunter2",
+                bucket = "prod",
+                count = 3u64,
+                "listed"
+            );
         });
         let out = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
         assert!(!out.contains("hunter2") && !out.contains("a@b.c"), "{out}");
@@ -264,7 +304,10 @@ mod tests {
 
     #[test]
     fn xray_header_parsing() {
-        assert_eq!(trace_id_from_xray(Some("Root=1-00000000-000000000000000000000001")).as_deref(), Some("00000000000000000000000000000001"));
+        assert_eq!(
+            trace_id_from_xray(Some("Root=1-00000000-000000000000000000000001")).as_deref(),
+            Some("00000000000000000000000000000001")
+        );
         assert_eq!(trace_id_from_xray(Some("Root=garbage")), None);
         assert_eq!(trace_id_from_xray(Some("Parent=1")), None);
         assert_eq!(trace_id_from_xray(None), None);

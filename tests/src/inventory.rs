@@ -40,7 +40,11 @@ pub fn encode_key(key: &str) -> String {
 pub fn csv_gz(source_bucket: &str, rows: &[Row]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     for r in rows {
-        let size = if r.delete_marker { String::new() } else { r.size.to_string() };
+        let size = if r.delete_marker {
+            String::new()
+        } else {
+            r.size.to_string()
+        };
         let fields = [
             source_bucket.to_string(),
             encode_key(&r.key),
@@ -48,12 +52,24 @@ pub fn csv_gz(source_bucket: &str, rows: &[Row]) -> Vec<u8> {
             r.is_latest.to_string(),
             r.delete_marker.to_string(),
             size,
-            r.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            if r.delete_marker { String::new() } else { r.etag.clone() },
-            if r.delete_marker { String::new() } else { "STANDARD".into() },
+            r.last_modified
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            if r.delete_marker {
+                String::new()
+            } else {
+                r.etag.clone()
+            },
+            if r.delete_marker {
+                String::new()
+            } else {
+                "STANDARD".into()
+            },
             r.etag.contains('-').to_string(),
         ];
-        let line: Vec<String> = fields.iter().map(|f| format!("\"{}\"", f.replace('"', "\"\""))).collect();
+        let line: Vec<String> = fields
+            .iter()
+            .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
+            .collect();
         writeln!(gz, "{}", line.join(",")).expect("write");
     }
     gz.finish().expect("gzip")
@@ -64,23 +80,35 @@ pub fn md5_hex(b: &[u8]) -> String {
     hex::encode(md5::Md5::digest(b))
 }
 
-/// Writes one report; returns the manifest.json key. `base` is
-/// `<prefix>/<source-bucket>/<config-id>/`; `folder` like `2026-11-26T01-00Z`.
-pub async fn write_report(
-    s3: &aws_sdk_s3::Client,
-    dest_bucket: &str,
-    base: &str,
-    source_bucket: &str,
-    folder: &str,
-    created: DateTime<Utc>,
-    files: &[Vec<Row>],
-    with_checksum: bool,
-) -> String {
+/// Where one report goes. `base` is `<prefix>/<source-bucket>/<config-id>/`; `folder` like
+/// `2026-11-26T01-00Z`.
+pub struct Report<'a> {
+    pub dest_bucket: &'a str,
+    pub base: &'a str,
+    pub source_bucket: &'a str,
+    pub folder: &'a str,
+    pub created: DateTime<Utc>,
+    /// S3 writes `manifest.checksum` last: without it the report is incomplete.
+    pub with_checksum: bool,
+}
+
+/// Writes one report; returns the manifest.json key.
+pub async fn write_report(s3: &aws_sdk_s3::Client, r: Report<'_>, files: &[Vec<Row>]) -> String {
+    let Report {
+        dest_bucket,
+        base,
+        source_bucket,
+        folder,
+        created,
+        with_checksum,
+    } = r;
     let mut entries = Vec::new();
     for (i, rows) in files.iter().enumerate() {
         let body = csv_gz(source_bucket, rows);
         let key = format!("{base}data/{folder}-{i:04}.csv.gz");
-        entries.push(serde_json::json!({"key": key, "size": body.len(), "MD5checksum": md5_hex(&body)}));
+        entries.push(
+            serde_json::json!({"key": key, "size": body.len(), "MD5checksum": md5_hex(&body)}),
+        );
         crate::put(s3, dest_bucket, &key, body).await;
     }
     let manifest = serde_json::json!({
@@ -96,7 +124,13 @@ pub async fn write_report(
     let key = format!("{base}{folder}/manifest.json");
     crate::put(s3, dest_bucket, &key, body.clone()).await;
     if with_checksum {
-        crate::put(s3, dest_bucket, &format!("{base}{folder}/manifest.checksum"), format!("{}\n", md5_hex(&body))).await;
+        crate::put(
+            s3,
+            dest_bucket,
+            &format!("{base}{folder}/manifest.checksum"),
+            format!("{}\n", md5_hex(&body)),
+        )
+        .await;
     }
     key
 }

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 pub mod inventory;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Runs tools/bootstrap.sh once per process (moto, awscli, cargo-lambda into .venv).
@@ -62,7 +65,13 @@ pub fn wait_for_port(port: u16, timeout: Duration, what: &str, log: &Path) {
 
 /// Starts `program args…` in its own process group under a watchdog shell that kills the
 /// group when this test process (or the program) exits. Output goes to `log`.
-pub fn spawn_supervised(program: &Path, args: &[&str], envs: &[(String, String)], cwd: &Path, log: &Path) {
+pub fn spawn_supervised(
+    program: &Path,
+    args: &[&str],
+    envs: &[(String, String)],
+    cwd: &Path,
+    log: &Path,
+) {
     let quoted: Vec<String> = std::iter::once(program.display().to_string())
         .chain(args.iter().map(|a| a.to_string()))
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
@@ -75,7 +84,7 @@ pub fn spawn_supervised(program: &Path, args: &[&str], envs: &[(String, String)]
         log = log.display(),
         parent = std::process::id(),
     );
-    Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
         .arg(script)
         .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -86,6 +95,11 @@ pub fn spawn_supervised(program: &Path, args: &[&str], envs: &[(String, String)]
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn watchdog shell");
+    // Reap the watchdog when it exits, so it never lingers as a zombie.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
 }
 
 pub fn log_dir() -> PathBuf {
@@ -123,21 +137,32 @@ pub fn moto() -> &'static Moto {
 /// Tests that share moto take this lock and reset moto's state first.
 pub async fn exclusive_moto() -> (tokio::sync::MutexGuard<'static, ()>, &'static Moto) {
     static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
-    let guard = LOCK.get_or_init(|| tokio::sync::Mutex::new(())).lock().await;
+    let guard = LOCK
+        .get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await;
     let m = moto();
     m.reset().await;
     (guard, m)
 }
 
 impl Moto {
+    /// `POST /moto-api/reset`: clears every service's state.
     pub async fn reset(&self) {
-        let url = format!("{}/moto-api/reset", self.url);
-        let out = tokio::process::Command::new("curl")
-            .args(["-sf", "-X", "POST", &url])
-            .output()
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
-            .expect("curl");
-        assert!(out.status.success(), "moto reset failed: {out:?}");
+            .expect("connect to moto");
+        let req = format!("POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.port);
+        sock.write_all(req.as_bytes()).await.expect("send reset");
+        let mut resp = String::new();
+        sock.read_to_string(&mut resp)
+            .await
+            .expect("read reset response");
+        assert!(
+            resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
+            "moto reset failed: {resp}"
+        );
     }
 
     /// The variables a function (or the AWS CLI) needs to talk to this moto.
@@ -215,7 +240,10 @@ pub fn start_watch(function_env: &[(String, String)]) -> Watch {
     assert!(status.success(), "cargo build --bins failed");
     let port = free_port();
     let env_file = log_dir().join(format!("watch-{port}.env"));
-    let body: String = function_env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let body: String = function_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
     std::fs::write(&env_file, body).expect("write env file");
     let log = log_dir().join(format!("watch-{port}.log"));
     spawn_supervised(
@@ -244,7 +272,12 @@ pub fn start_watch(function_env: &[(String, String)]) -> Watch {
 
 /// `aws lambda invoke` (the real AWS CLI) against the emulator; returns the CLI's exit
 /// status, its stdout/stderr and the function's response document.
-pub fn aws_cli_invoke(watch: &Watch, function: &str, payload_file: &Path, env: &[(String, String)]) -> (bool, String, serde_json::Value) {
+pub fn aws_cli_invoke(
+    watch: &Watch,
+    function: &str,
+    payload_file: &Path,
+    env: &[(String, String)],
+) -> (bool, String, serde_json::Value) {
     let out_file = tempfile::NamedTempFile::new().expect("tmp");
     let out = Command::new(venv_bin("aws"))
         .args([
@@ -264,7 +297,11 @@ pub fn aws_cli_invoke(watch: &Watch, function: &str, payload_file: &Path, env: &
         .env("AWS_MAX_ATTEMPTS", "1")
         .output()
         .expect("aws cli");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body = std::fs::read(out_file.path()).unwrap_or_default();
     let doc = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     (out.status.success(), text, doc)

@@ -13,7 +13,7 @@ use manifest_diff::request::Defaults;
 use serde_json::{json, Value};
 use shared::config::{CommonConfig, Vars};
 use shared::store::S3Store;
-use suite_tests::inventory::{write_report, Row};
+use suite_tests::inventory::{write_report, Report, Row};
 use suite_tests::{create_buckets, exclusive_moto, get, put, Moto};
 
 const PRIMARY: &str = "prod-files";
@@ -36,8 +36,14 @@ async fn deps(m: &Moto, scratch: &Path) -> Deps<S3Store> {
         defaults: Defaults::from_vars(&Vars::from_pairs([
             ("PRIMARY_BUCKET", PRIMARY),
             ("REPLICA_BUCKET", REPLICA),
-            ("PRIMARY_INVENTORY", "s3://inventory-reports/prod-files/daily/"),
-            ("REPLICA_INVENTORY", "s3://inventory-reports/dr-files/daily/"),
+            (
+                "PRIMARY_INVENTORY",
+                "s3://inventory-reports/prod-files/daily/",
+            ),
+            (
+                "REPLICA_INVENTORY",
+                "s3://inventory-reports/dr-files/daily/",
+            ),
         ]))
         .unwrap(),
         store: S3Store::new(clients.s3()),
@@ -78,7 +84,9 @@ fn s3_uri_key(uri: &str) -> (String, String) {
 
 fn gunzip_csv(bytes: &[u8]) -> Vec<Vec<String>> {
     let mut s = String::new();
-    flate2::read::MultiGzDecoder::new(bytes).read_to_string(&mut s).unwrap();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_string(&mut s)
+        .unwrap();
     csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(s.as_bytes())
@@ -115,8 +123,16 @@ async fn seed_list_drift(s3: &aws_sdk_s3::Client) -> chrono::DateTime<Utc> {
     }
     // Same bytes, multipart on the primary and a single PUT on the replica: the ETags differ
     // and must not count as drift.
-    let big: Vec<u8> = (0..(5 * 1024 * 1024 + 10)).map(|i| (i % 251) as u8).collect();
-    let mp = s3.create_multipart_upload().bucket(PRIMARY).key("exports/big.bin").send().await.unwrap();
+    let big: Vec<u8> = (0..(5 * 1024 * 1024 + 10))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mp = s3
+        .create_multipart_upload()
+        .bucket(PRIMARY)
+        .key("exports/big.bin")
+        .send()
+        .await
+        .unwrap();
     let id = mp.upload_id().unwrap();
     let mut parts = vec![];
     for (n, chunk) in big.chunks(5 * 1024 * 1024).enumerate() {
@@ -141,7 +157,11 @@ async fn seed_list_drift(s3: &aws_sdk_s3::Client) -> chrono::DateTime<Utc> {
         .bucket(PRIMARY)
         .key("exports/big.bin")
         .upload_id(id)
-        .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -179,7 +199,7 @@ fn assert_list_counts(v: &Value) {
     assert_eq!(e["matched"], 20, "{e}");
     assert_eq!(e["matched_size_only"], 1, "{e}");
     assert_eq!(e["pending"], 2, "{e}");
-    assert_eq!(e["missing"] , 0, "{e}");
+    assert_eq!(e["missing"], 0, "{e}");
     assert_eq!(e["status"], "OK");
     let t = counts(v, None);
     assert_eq!(t["eligible_primary"], 69);
@@ -204,16 +224,28 @@ async fn list_mode_reports_seeded_drift_and_replays_repeated_deliveries() {
     // The report: JSON equal to the response, Markdown, and the drift CSV with decoded keys.
     let (b, k) = s3_uri_key(v["report"]["json"].as_str().unwrap());
     assert_eq!(b, REPORTS);
-    assert!(k.starts_with(&format!("reports/manifest-diff/{}/", Utc::now().format("%Y-%m-%d"))), "{k}");
+    assert!(
+        k.starts_with(&format!(
+            "reports/manifest-diff/{}/",
+            Utc::now().format("%Y-%m-%d")
+        )),
+        "{k}"
+    );
     let stored: Value = serde_json::from_slice(&get(&s3, &b, &k).await.unwrap()).unwrap();
     assert_eq!(stored, v);
     let (b, k) = s3_uri_key(v["report"]["markdown"].as_str().unwrap());
     let md = String::from_utf8(get(&s3, &b, &k).await.unwrap()).unwrap();
-    assert!(md.contains("**DRIFT**") && md.contains("`attachments/missing 2+.pdf`"), "{md}");
+    assert!(
+        md.contains("**DRIFT**") && md.contains("`attachments/missing 2+.pdf`"),
+        "{md}"
+    );
     let (b, k) = s3_uri_key(v["report"]["drift_csv"].as_str().unwrap());
     let rows = gunzip_csv(&get(&s3, &b, &k).await.unwrap());
     assert_eq!(rows[0][0], "prefix");
-    let mut listed: Vec<(String, String)> = rows[1..].iter().map(|r| (r[1].clone(), r[2].clone())).collect();
+    let mut listed: Vec<(String, String)> = rows[1..]
+        .iter()
+        .map(|r| (r[1].clone(), r[2].clone()))
+        .collect();
     listed.sort();
     assert_eq!(
         listed,
@@ -252,8 +284,24 @@ async fn list_mode_checkpoints_and_resumes_to_the_same_result() {
     p["run_id"] = json!("chunked");
     p["page_size"] = json!(5);
     p["max_runtime_seconds"] = json!(0);
+    let first = invoke(&d, p.clone()).await.unwrap();
+    assert_eq!(first["status"], "IN_PROGRESS");
+    assert_eq!(first["resume"]["sequence"], 1);
+
+    // The continuation is lost (say its async invoke failed for good). Once the checkpoint is
+    // older than any invocation can run, the next scheduled delivery takes the run over.
+    let state_key = "reports/manifest-diff/_state/chunked.json";
+    let mut state: Value =
+        serde_json::from_slice(&get(&s3, REPORTS, state_key).await.unwrap()).unwrap();
+    state["updated_at"] = json!((Utc::now() - chrono::Duration::minutes(20)).to_rfc3339());
+    put(&s3, REPORTS, state_key, serde_json::to_vec(&state).unwrap()).await;
     let mut v = invoke(&d, p.clone()).await.unwrap();
-    let mut invocations = 1;
+    assert_eq!(v["status"], "IN_PROGRESS");
+    assert_eq!(
+        v["resume"]["sequence"], 2,
+        "the abandoned run was resumed, not restarted: {v}"
+    );
+    let mut invocations = 2;
     let mut stale = None;
     while v["status"] == "IN_PROGRESS" {
         let resume = v["resume"].clone();
@@ -262,11 +310,16 @@ async fn list_mode_checkpoints_and_resumes_to_the_same_result() {
         // A duplicate delivery of the first call while the run is in progress does nothing.
         let dup = invoke(&d, p.clone()).await.unwrap();
         assert_eq!(dup["status"], "IN_PROGRESS");
-        v = invoke(&d, json!({"resume": resume, "max_runtime_seconds": 0})).await.unwrap();
+        v = invoke(&d, json!({"resume": resume, "max_runtime_seconds": 0}))
+            .await
+            .unwrap();
         invocations += 1;
         assert!(invocations < 100, "no progress: {v}");
     }
-    assert!(invocations > 5, "expected several checkpoints, got {invocations}");
+    assert!(
+        invocations > 5,
+        "expected several checkpoints, got {invocations}"
+    );
     assert_eq!(v["invocations"], invocations);
     assert_eq!(v["totals"], expected["totals"]);
     assert_eq!(v["prefixes"], expected["prefixes"]);
@@ -280,7 +333,10 @@ async fn list_mode_checkpoints_and_resumes_to_the_same_result() {
             gunzip_csv(&get(&s3, &b, &k).await.unwrap())
         }
     };
-    assert_eq!(read(v["report"]["drift_csv"].clone()).await, read(expected["report"]["drift_csv"].clone()).await);
+    assert_eq!(
+        read(v["report"]["drift_csv"].clone()).await,
+        read(expected["report"]["drift_csv"].clone()).await
+    );
 
     // A late duplicate of a continuation replays the finished report.
     let late = invoke(&d, json!({"resume": stale.unwrap()})).await.unwrap();
@@ -297,17 +353,38 @@ fn ts(d: u32, h: u32) -> chrono::DateTime<Utc> {
 async fn seed_inventories(s3: &aws_sdk_s3::Client) {
     create_buckets(s3, &[PRIMARY, REPLICA, REPORTS, INVENTORY]).await;
     let old = ts(20, 10);
-    let mut primary: Vec<Row> = (0..200).map(|i| Row::live(&format!("attachments/x{i:03}"), 100 + i, &format!("e{i:03}"), old)).collect();
+    let mut primary: Vec<Row> = (0..200)
+        .map(|i| {
+            Row::live(
+                &format!("attachments/x{i:03}"),
+                100 + i,
+                &format!("e{i:03}"),
+                old,
+            )
+        })
+        .collect();
     let mut replica = primary.clone();
     primary.push(Row::live("attachments/a b+c%2Bé.txt", 4, "abcd", old));
     replica.push(Row::live("attachments/a b+c%2Bé.txt", 4, "abcd", old));
     // Non-current versions never count.
-    primary.push(Row { is_latest: false, version: "v0".into(), ..Row::live("attachments/x010", 1, "zz", ts(1, 0)) });
+    primary.push(Row {
+        is_latest: false,
+        version: "v0".into(),
+        ..Row::live("attachments/x010", 1, "zz", ts(1, 0))
+    });
     // Deleted on both sides, and deleted only on the primary (the replica still serves it).
     for side in [&mut primary, &mut replica] {
-        side.push(Row { delete_marker: true, version: "v9".into(), ..Row::live("attachments/deleted.pdf", 0, "", old) });
+        side.push(Row {
+            delete_marker: true,
+            version: "v9".into(),
+            ..Row::live("attachments/deleted.pdf", 0, "", old)
+        });
     }
-    primary.push(Row { delete_marker: true, version: "v9".into(), ..Row::live("attachments/dm-primary.pdf", 0, "", old) });
+    primary.push(Row {
+        delete_marker: true,
+        version: "v9".into(),
+        ..Row::live("attachments/dm-primary.pdf", 0, "", old)
+    });
     replica.push(Row::live("attachments/dm-primary.pdf", 7, "dm", old));
     // Missing x005, x006; size differs on x007; multipart ETags differ on x008 (same bytes).
     replica.retain(|r| r.key != "attachments/x005" && r.key != "attachments/x006");
@@ -326,7 +403,12 @@ async fn seed_inventories(s3: &aws_sdk_s3::Client) {
     }
     replica.push(Row::live("attachments/only-dr.pdf", 1, "o", old));
     // Written 30 minutes before the primary's snapshot: pending.
-    primary.push(Row::live("attachments/new.pdf", 1, "n", ts(26, 0) + chrono::Duration::minutes(30)));
+    primary.push(Row::live(
+        "attachments/new.pdf",
+        1,
+        "n",
+        ts(26, 0) + chrono::Duration::minutes(30),
+    ));
     // Outside the compared prefixes.
     primary.push(Row::live("tmp/scratch", 1, "t", old));
     // Unsorted across and within files.
@@ -337,10 +419,39 @@ async fn seed_inventories(s3: &aws_sdk_s3::Client) {
 
     let pb = "prod-files/daily/";
     let rb = "dr-files/daily/";
-    write_report(s3, INVENTORY, pb, PRIMARY, "2026-11-25T01-00Z", ts(25, 1), &[vec![Row::live("attachments/stale", 1, "s", old)]], true).await;
-    write_report(s3, INVENTORY, pb, PRIMARY, "2026-11-26T01-00Z", ts(26, 1), &[p2, p1], true).await;
-    write_report(s3, INVENTORY, pb, PRIMARY, "2026-11-27T01-00Z", ts(27, 1), &[vec![]], false).await;
-    write_report(s3, INVENTORY, rb, REPLICA, "2026-11-26T01-00Z", ts(26, 1), &[r2, r1], true).await;
+    let report = |base, source_bucket, folder, created, with_checksum| Report {
+        dest_bucket: INVENTORY,
+        base,
+        source_bucket,
+        folder,
+        created,
+        with_checksum,
+    };
+    let stale = vec![Row::live("attachments/stale", 1, "s", old)];
+    write_report(
+        s3,
+        report(pb, PRIMARY, "2026-11-25T01-00Z", ts(25, 1), true),
+        &[stale],
+    )
+    .await;
+    write_report(
+        s3,
+        report(pb, PRIMARY, "2026-11-26T01-00Z", ts(26, 1), true),
+        &[p2, p1],
+    )
+    .await;
+    write_report(
+        s3,
+        report(pb, PRIMARY, "2026-11-27T01-00Z", ts(27, 1), false),
+        &[vec![]],
+    )
+    .await;
+    write_report(
+        s3,
+        report(rb, REPLICA, "2026-11-26T01-00Z", ts(26, 1), true),
+        &[r2, r1],
+    )
+    .await;
 }
 
 fn assert_inventory_counts(v: &Value) {
@@ -358,7 +469,11 @@ fn assert_inventory_counts(v: &Value) {
     assert_eq!(e["status"], "EMPTY");
     assert_eq!(v["status"], "DRIFT");
     assert!((v["drift_ratio"].as_f64().unwrap() - 5.0 / 202.0).abs() < 1e-12);
-    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("exports/")));
+    assert!(v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("exports/")));
     assert_eq!(v["inventory"]["primary_files"], 2);
     assert_eq!(v["reference_time"], "2026-11-26T01:00:00Z");
 }
@@ -372,10 +487,17 @@ async fn inventory_mode_compares_the_newest_complete_reports() {
     let d = deps(m, tmp.path()).await;
     let v = invoke(&d, json!({"source": "inventory"})).await.unwrap();
     assert_inventory_counts(&v);
-    assert!(v["inventory"]["primary_manifest"].as_str().unwrap().ends_with("prod-files/daily/2026-11-26T01-00Z/manifest.json"));
+    assert!(v["inventory"]["primary_manifest"]
+        .as_str()
+        .unwrap()
+        .ends_with("prod-files/daily/2026-11-26T01-00Z/manifest.json"));
     let (b, k) = s3_uri_key(v["report"]["drift_csv"].as_str().unwrap());
     let rows = gunzip_csv(&get(&s3, &b, &k).await.unwrap());
-    assert!(rows.iter().any(|r| r[1] == "attachments/dm-primary.pdf" && r[2] == "extra" && r[9] == "true"), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r[1] == "attachments/dm-primary.pdf" && r[2] == "extra" && r[9] == "true"),
+        "{rows:?}"
+    );
 }
 
 #[tokio::test]
@@ -386,12 +508,18 @@ async fn inventory_checksum_event_starts_a_run_once() {
     let tmp = tempfile::tempdir().unwrap();
     let d = deps(m, tmp.path()).await;
     let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(suite_tests::workspace_root().join("events/manifest-diff/s3-inventory-checksum.json")).unwrap(),
+        &std::fs::read_to_string(
+            suite_tests::workspace_root().join("events/manifest-diff/s3-inventory-checksum.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let v = invoke(&d, event.clone()).await.unwrap();
     assert_inventory_counts(&v);
-    assert!(v["inventory"]["replica_manifest"].as_str().unwrap().ends_with("dr-files/daily/2026-11-26T01-00Z/manifest.json"));
+    assert!(v["inventory"]["replica_manifest"]
+        .as_str()
+        .unwrap()
+        .ends_with("dr-files/daily/2026-11-26T01-00Z/manifest.json"));
     let again = invoke(&d, event).await.unwrap();
     assert_eq!(again["replayed"], true);
     // An event for some other object is ignored, not an error.
@@ -407,19 +535,30 @@ async fn bad_input_gets_a_clear_error_never_a_silent_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let d = deps(m, tmp.path()).await;
 
-    let e = invoke(&d, json!({"primary_bucket": "no-such-bucket"})).await.unwrap_err();
+    let e = invoke(&d, json!({"primary_bucket": "no-such-bucket"}))
+        .await
+        .unwrap_err();
     assert_eq!(e.class(), "BucketError");
     assert!(e.to_string().contains("no-such-bucket"), "{e}");
 
-    let e = invoke(&d, json!({"prefixes": ["attachments/"], "drift_threshold_percent": 250})).await.unwrap_err();
+    let e = invoke(
+        &d,
+        json!({"prefixes": ["attachments/"], "drift_threshold_percent": 250}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.class(), "InvalidInput");
     assert!(e.to_string().contains("drift_threshold_percent"), "{e}");
 
-    let e = invoke(&d, json!({"Records": [{"s3": {"object": {"key": "k"}}}]})).await.unwrap_err();
+    let e = invoke(&d, json!({"Records": [{"s3": {"object": {"key": "k"}}}]}))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("Records[0].s3.bucket.name"), "{e}");
 
     // An empty prefix is reported as such.
-    let v = invoke(&d, json!({"prefixes": ["nothing-here/"]})).await.unwrap();
+    let v = invoke(&d, json!({"prefixes": ["nothing-here/"]}))
+        .await
+        .unwrap();
     assert_eq!(v["status"], "EMPTY");
     assert!(v["drift_ratio"].is_null());
     assert!(v["warnings"][0].as_str().unwrap().contains("nothing-here/"));
@@ -429,14 +568,22 @@ async fn bad_input_gets_a_clear_error_never_a_silent_zero() {
     let mut body = get(&s3, INVENTORY, key).await.unwrap();
     body.extend_from_slice(b"\n ");
     put(&s3, INVENTORY, key, body).await;
-    let e = invoke(&d, json!({"source": "inventory"})).await.unwrap_err();
+    let e = invoke(&d, json!({"source": "inventory"}))
+        .await
+        .unwrap_err();
     assert_eq!(e.class(), "BadObject");
-    assert!(e.to_string().contains(key) && e.to_string().contains("manifest.checksum"), "{e}");
+    assert!(
+        e.to_string().contains(key) && e.to_string().contains("manifest.checksum"),
+        "{e}"
+    );
 
     // A data file with a row of the wrong width: named by file and row.
-    let bad = suite_tests::inventory::csv_gz(PRIMARY, &[Row::live("attachments/ok", 1, "e", ts(20, 1))]);
+    let bad =
+        suite_tests::inventory::csv_gz(PRIMARY, &[Row::live("attachments/ok", 1, "e", ts(20, 1))]);
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&bad[..]).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(&bad[..])
+        .read_to_string(&mut text)
+        .unwrap();
     text.push_str("\"prod-files\",\"attachments/short\"\n");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
@@ -447,16 +594,36 @@ async fn bad_input_gets_a_clear_error_never_a_silent_zero() {
         "files": [{"key": "prod-files/daily/data/bad.csv.gz", "size": bad.len(), "MD5checksum": suite_tests::inventory::md5_hex(&bad)}]
     });
     put(&s3, INVENTORY, "prod-files/daily/data/bad.csv.gz", bad).await;
-    put(&s3, INVENTORY, "prod-files/daily/2026-11-28T01-00Z/manifest.json", serde_json::to_vec(&manifest).unwrap()).await;
+    put(
+        &s3,
+        INVENTORY,
+        "prod-files/daily/2026-11-28T01-00Z/manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
     let e = invoke(&d, json!({"source": "inventory", "primary_manifest": "s3://inventory-reports/prod-files/daily/2026-11-28T01-00Z/manifest.json"}))
         .await
         .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("prod-files/daily/data/bad.csv.gz") && msg.contains("row 2") && msg.contains("expected 10 columns"), "{msg}");
+    assert!(
+        msg.contains("prod-files/daily/data/bad.csv.gz")
+            && msg.contains("row 2")
+            && msg.contains("expected 10 columns"),
+        "{msg}"
+    );
 
     // A report folder with no complete report.
-    let e = invoke(&d, json!({"source": "inventory", "primary_inventory": "s3://inventory-reports/nothing/"})).await.unwrap_err();
-    assert!(e.to_string().contains("no complete primary inventory report"), "{e}");
+    let e = invoke(
+        &d,
+        json!({"source": "inventory", "primary_inventory": "s3://inventory-reports/nothing/"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no complete primary inventory report"),
+        "{e}"
+    );
 }
 
 /// The function as users run it: `cargo lambda watch` serves the real Invoke API, and the real
@@ -477,15 +644,25 @@ async fn end_to_end_through_the_lambda_emulator_and_the_aws_cli() {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let watch = tokio::task::spawn_blocking(move || suite_tests::start_watch(&env)).await.unwrap();
+    let watch = tokio::task::spawn_blocking(move || suite_tests::start_watch(&env))
+        .await
+        .unwrap();
     let (_g, m) = exclusive_moto().await;
     let s3 = m.s3().await;
     let now = seed_list_drift(&s3).await;
     let payload = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(payload.path(), serde_json::to_vec(&list_payload(now)).unwrap()).unwrap();
+    std::fs::write(
+        payload.path(),
+        serde_json::to_vec(&list_payload(now)).unwrap(),
+    )
+    .unwrap();
     let cli_env = m.env();
     let path = payload.path().to_path_buf();
-    let (ok, out, doc) = tokio::task::spawn_blocking(move || suite_tests::aws_cli_invoke(&watch, "manifest-diff", &path, &cli_env)).await.unwrap();
+    let (ok, out, doc) = tokio::task::spawn_blocking(move || {
+        suite_tests::aws_cli_invoke(&watch, "manifest-diff", &path, &cli_env)
+    })
+    .await
+    .unwrap();
     assert!(ok, "aws lambda invoke failed: {out}");
     assert!(out.contains("\"StatusCode\": 200"), "{out}");
     assert_list_counts(&doc);

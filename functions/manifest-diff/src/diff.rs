@@ -17,7 +17,8 @@ pub struct Policy {
 
 impl Policy {
     fn recent(&self, e: &Entry) -> bool {
-        e.last_modified.is_some_and(|t| t > self.now - self.lag_secs)
+        e.last_modified
+            .is_some_and(|t| t > self.now - self.lag_secs)
     }
 }
 
@@ -101,7 +102,11 @@ impl MergeJoin {
         Self::default()
     }
 
-    fn check(last: &mut Option<String>, page: &[Entry], side: &'static str) -> Result<(), OrderError> {
+    fn check(
+        last: &mut Option<String>,
+        page: &[Entry],
+        side: &'static str,
+    ) -> Result<(), OrderError> {
         for e in page {
             if let Some(prev) = last.as_deref() {
                 if e.key.as_bytes() <= prev.as_bytes() {
@@ -146,7 +151,9 @@ impl MergeJoin {
             (Some(p), Some(r)) => match p.key.as_bytes().cmp(r.key.as_bytes()) {
                 std::cmp::Ordering::Less => Step::Pair(self.primary.pop_front(), None),
                 std::cmp::Ordering::Greater => Step::Pair(None, self.replica.pop_front()),
-                std::cmp::Ordering::Equal => Step::Pair(self.primary.pop_front(), self.replica.pop_front()),
+                std::cmp::Ordering::Equal => {
+                    Step::Pair(self.primary.pop_front(), self.replica.pop_front())
+                }
             },
         }
     }
@@ -249,7 +256,10 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, prefix: &str, class: Class, p: Option<&Entry>, r: Option<&Entry>) {
-        self.by_prefix.entry(prefix.to_string()).or_default().add(class, p, r);
+        self.by_prefix
+            .entry(prefix.to_string())
+            .or_default()
+            .add(class, p, r);
     }
 
     pub fn ensure(&mut self, prefix: &str) {
@@ -273,7 +283,10 @@ mod tests {
     const DAY: i64 = 86_400;
 
     fn policy() -> Policy {
-        Policy { now: NOW, lag_secs: DAY }
+        Policy {
+            now: NOW,
+            lag_secs: DAY,
+        }
     }
 
     fn old(key: &str, size: u64, etag: &str) -> Entry {
@@ -284,9 +297,18 @@ mod tests {
     fn classification_table() {
         let p = policy();
         let a = old("k", 10, "\"aaaa\"");
-        assert_eq!(classify(Some(&a), Some(&old("k", 10, "AAAA")), &p), Class::Match);
-        assert_eq!(classify(Some(&a), Some(&old("k", 11, "aaaa")), &p), Class::MismatchedSize);
-        assert_eq!(classify(Some(&a), Some(&old("k", 10, "bbbb")), &p), Class::MismatchedEtag);
+        assert_eq!(
+            classify(Some(&a), Some(&old("k", 10, "AAAA")), &p),
+            Class::Match
+        );
+        assert_eq!(
+            classify(Some(&a), Some(&old("k", 11, "aaaa")), &p),
+            Class::MismatchedSize
+        );
+        assert_eq!(
+            classify(Some(&a), Some(&old("k", 10, "bbbb")), &p),
+            Class::MismatchedEtag
+        );
         // Multipart ETags differ for equal bytes uploaded with another part size.
         let mp1 = old("k", 10, "\"0123-2\"");
         let mp2 = old("k", 10, "\"4567-3\"");
@@ -299,21 +321,41 @@ mod tests {
         assert_eq!(classify(Some(&fresh), None, &p), Class::Pending);
         assert_eq!(classify(Some(&fresh), Some(&a), &p), Class::Pending);
         // A fresh primary that equals the replica is simply a match.
-        assert_eq!(classify(Some(&fresh), Some(&Entry::live("k", 10, "cccc", NOW - 99)), &p), Class::Match);
+        assert_eq!(
+            classify(
+                Some(&fresh),
+                Some(&Entry::live("k", 10, "cccc", NOW - 99)),
+                &p
+            ),
+            Class::Match
+        );
         // Delete markers.
         let dm_old = Entry::deleted("k", NOW - 3 * DAY);
         let dm_new = Entry::deleted("k", NOW - 60);
-        assert_eq!(classify(Some(&dm_old), Some(&dm_old), &p), Class::DeletedBoth);
+        assert_eq!(
+            classify(Some(&dm_old), Some(&dm_old), &p),
+            Class::DeletedBoth
+        );
         assert_eq!(classify(Some(&dm_old), None, &p), Class::DeletedBoth);
         assert_eq!(classify(Some(&dm_old), Some(&a), &p), Class::Extra);
         assert_eq!(classify(Some(&dm_new), Some(&a), &p), Class::Pending);
         assert_eq!(classify(Some(&a), Some(&dm_old), &p), Class::Missing);
     }
 
-    fn run(primary: Vec<Entry>, replica: Vec<Entry>, page: usize) -> Vec<(Option<String>, Option<String>)> {
+    fn run(
+        primary: Vec<Entry>,
+        replica: Vec<Entry>,
+        page: usize,
+    ) -> Vec<(Option<String>, Option<String>)> {
         let mut mj = MergeJoin::new();
-        let mut p = primary.chunks(page).map(|c| c.to_vec()).collect::<VecDeque<_>>();
-        let mut r = replica.chunks(page).map(|c| c.to_vec()).collect::<VecDeque<_>>();
+        let mut p = primary
+            .chunks(page)
+            .map(|c| c.to_vec())
+            .collect::<VecDeque<_>>();
+        let mut r = replica
+            .chunks(page)
+            .map(|c| c.to_vec())
+            .collect::<VecDeque<_>>();
         let mut out = vec![];
         loop {
             match mj.step() {
@@ -359,7 +401,9 @@ mod tests {
     #[test]
     fn out_of_order_input_is_refused() {
         let mut mj = MergeJoin::new();
-        let e = mj.feed_primary(vec![old("b", 1, "e"), old("a", 1, "e")], true).unwrap_err();
+        let e = mj
+            .feed_primary(vec![old("b", 1, "e"), old("a", 1, "e")], true)
+            .unwrap_err();
         assert_eq!(e.side, "primary");
         assert!(e.to_string().contains("\"b\" then \"a\""));
     }

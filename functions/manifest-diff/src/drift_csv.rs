@@ -49,7 +49,9 @@ fn ts(t: Option<i64>) -> String {
 impl DriftWriter {
     pub fn create(path: &Path, header: bool) -> std::io::Result<Self> {
         let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
-        let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(GzEncoder::new(file, Compression::default()));
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(GzEncoder::new(file, Compression::default()));
         if header {
             csv.write_record(HEADER).map_err(std::io::Error::other)?;
         }
@@ -60,8 +62,18 @@ impl DriftWriter {
         })
     }
 
-    pub fn write(&mut self, prefix: &str, class: Class, p: Option<&Entry>, r: Option<&Entry>) -> std::io::Result<()> {
-        let live_size = |e: Option<&Entry>| e.filter(|e| !e.delete_marker).map(|e| e.size.to_string()).unwrap_or_default();
+    pub fn write(
+        &mut self,
+        prefix: &str,
+        class: Class,
+        p: Option<&Entry>,
+        r: Option<&Entry>,
+    ) -> std::io::Result<()> {
+        let live_size = |e: Option<&Entry>| {
+            e.filter(|e| !e.delete_marker)
+                .map(|e| e.size.to_string())
+                .unwrap_or_default()
+        };
         let key = p.or(r).map(|e| e.key.as_str()).unwrap_or_default();
         self.csv
             .write_record([
@@ -74,7 +86,11 @@ impl DriftWriter {
                 r.and_then(|e| e.etag.as_deref()).unwrap_or_default(),
                 &ts(p.and_then(|e| e.last_modified)),
                 &ts(r.and_then(|e| e.last_modified)),
-                if p.is_some_and(|e| e.delete_marker) { "true" } else { "false" },
+                if p.is_some_and(|e| e.delete_marker) {
+                    "true"
+                } else {
+                    "false"
+                },
             ])
             .map_err(std::io::Error::other)?;
         self.rows += 1;
@@ -83,7 +99,10 @@ impl DriftWriter {
 
     /// Finishes the gzip stream and returns the file's path.
     pub fn finish(self) -> std::io::Result<PathBuf> {
-        let gz = self.csv.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let gz = self
+            .csv
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut file = gz.finish()?;
         std::io::Write::flush(&mut file)?;
         Ok(self.path)
@@ -103,10 +122,15 @@ mod tests {
         w.write("exports/", Class::Missing, Some(&p), None).unwrap();
         let path = w.finish().unwrap();
         let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(File::open(path).unwrap()).read_to_string(&mut s).unwrap();
+        flate2::read::MultiGzDecoder::new(File::open(path).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
         let mut rdr = csv::Reader::from_reader(s.as_bytes());
         let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
-        assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), HEADER.to_vec());
+        assert_eq!(
+            rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+            HEADER.to_vec()
+        );
         assert_eq!(&rows[0][1], "exports/a,b \"q\".csv");
         assert_eq!(&rows[0][2], "missing");
         assert_eq!(&rows[0][3], "5");

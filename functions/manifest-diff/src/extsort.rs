@@ -60,7 +60,8 @@ impl ExternalSorter {
 
     fn sort_buf(&mut self) {
         // Stable, so that of duplicate keys the first pushed comes first.
-        self.buf.sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
+        self.buf
+            .sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
     }
 
     fn spill(&mut self) -> io::Result<()> {
@@ -124,7 +125,11 @@ impl PartialOrd for HeapItem {
 impl Ord for HeapItem {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         // Ties broken by run index so the first-pushed duplicate wins deterministically.
-        self.0.key.as_bytes().cmp(o.0.key.as_bytes()).then(self.1.cmp(&o.1))
+        self.0
+            .key
+            .as_bytes()
+            .cmp(o.0.key.as_bytes())
+            .then(self.1.cmp(&o.1))
     }
 }
 
@@ -161,7 +166,9 @@ impl Sorted {
     /// The next entry, skipping duplicates of the previous key.
     pub fn next_entry(&mut self) -> io::Result<Option<Entry>> {
         loop {
-            let Some(e) = self.next_raw()? else { return Ok(None) };
+            let Some(e) = self.next_raw()? else {
+                return Ok(None);
+            };
             if self.last.as_deref() == Some(e.key.as_str()) {
                 self.duplicates += 1;
                 continue;
@@ -264,14 +271,14 @@ mod tests {
         (0..n)
             .map(|i| {
                 let j = (i * 7919) % n;
-                if j % 5 == 0 {
+                if j.is_multiple_of(5) {
                     Entry::deleted(&format!("k/{j:06}/é"), j as i64)
                 } else {
                     Entry {
                         key: format!("k/{j:06}/é"),
                         size: j as u64,
-                        etag: (j % 3 != 0).then(|| format!("etag{j}")),
-                        last_modified: (j % 7 != 0).then_some(j as i64 * 10),
+                        etag: (!j.is_multiple_of(3)).then(|| format!("etag{j}")),
+                        last_modified: (!j.is_multiple_of(7)).then_some(j as i64 * 10),
                         delete_marker: false,
                     }
                 }
@@ -312,7 +319,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ExternalSorter::new(dir.path(), 1 << 16);
         for i in 0..3000 {
-            s.push(Entry::live(&format!("k{}", i % 1000), i, "e", 0)).unwrap();
+            s.push(Entry::live(&format!("k{}", i % 1000), i, "e", 0))
+                .unwrap();
         }
         let mut sorted = s.finish().unwrap();
         let mut n = 0;

@@ -63,7 +63,11 @@ impl Deps<S3Store> {
             store: S3Store::new(clients.s3()),
             lambda: (continuation == Continuation::Invoke).then(|| clients.lambda()),
             continuation,
-            margin: Duration::from_secs(vars.parse_or("CHECKPOINT_MARGIN_SECONDS", 30u64, "seconds")?),
+            margin: Duration::from_secs(vars.parse_or(
+                "CHECKPOINT_MARGIN_SECONDS",
+                30u64,
+                "seconds",
+            )?),
             scratch: PathBuf::from(vars.or("SCRATCH_DIR", "/tmp")),
             sort_budget_bytes: vars.parse_or::<usize>("SORT_MEMORY_MB", 96, "megabytes")? << 20,
         })
@@ -72,9 +76,15 @@ impl Deps<S3Store> {
 
 /// Builds the job for an S3 event on an inventory's `manifest.checksum`: the report it
 /// completes is one side; the other side's newest report comes from configuration.
-async fn job_from_s3_event<S: ObjectStore>(deps: &Deps<S>, event: &Value) -> Result<Option<Payload>, SuiteError> {
+async fn job_from_s3_event<S: ObjectStore>(
+    deps: &Deps<S>,
+    event: &Value,
+) -> Result<Option<Payload>, SuiteError> {
     let objects = parse_s3_event(event)?;
-    let Some(obj) = objects.into_iter().find(|o| o.key.ends_with("manifest.checksum")) else {
+    let Some(obj) = objects
+        .into_iter()
+        .find(|o| o.key.ends_with("manifest.checksum"))
+    else {
         return Ok(None);
     };
     let manifest_key = obj.key.trim_end_matches("manifest.checksum").to_string() + "manifest.json";
@@ -82,11 +92,27 @@ async fn job_from_s3_event<S: ObjectStore>(deps: &Deps<S>, event: &Value) -> Res
         .store
         .get_bytes(&obj.bucket, &manifest_key)
         .await?
-        .ok_or_else(|| SuiteError::bad_object(&obj.bucket, &manifest_key, "manifest.checksum arrived but manifest.json is missing"))?;
+        .ok_or_else(|| {
+            SuiteError::bad_object(
+                &obj.bucket,
+                &manifest_key,
+                "manifest.checksum arrived but manifest.json is missing",
+            )
+        })?;
     let source_bucket = serde_json::from_slice::<Value>(&body)
         .ok()
-        .and_then(|v| v.get("sourceBucket").and_then(Value::as_str).map(str::to_string))
-        .ok_or_else(|| SuiteError::bad_object(&obj.bucket, &manifest_key, "not JSON with a sourceBucket field"))?;
+        .and_then(|v| {
+            v.get("sourceBucket")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            SuiteError::bad_object(
+                &obj.bucket,
+                &manifest_key,
+                "not JSON with a sourceBucket field",
+            )
+        })?;
     let uri = S3Location {
         bucket: obj.bucket.clone(),
         key: manifest_key.clone(),
@@ -109,8 +135,16 @@ async fn job_from_s3_event<S: ObjectStore>(deps: &Deps<S>, event: &Value) -> Res
     }
     // Both reports' arrivals trigger a run: name it after the triggering report so the
     // second arrival of the same checksum event is a replay.
-    let folder = manifest_key.trim_end_matches("/manifest.json").rsplit('/').next().unwrap_or("x");
-    let side = if p.primary_manifest.is_some() { "p" } else { "r" };
+    let folder = manifest_key
+        .trim_end_matches("/manifest.json")
+        .rsplit('/')
+        .next()
+        .unwrap_or("x");
+    let side = if p.primary_manifest.is_some() {
+        "p"
+    } else {
+        "r"
+    };
     p.run_id = Some(format!("inventory-{side}-{}", folder.replace(':', "-")));
     Ok(Some(p))
 }
@@ -124,39 +158,75 @@ fn parse_payload(event: &Value) -> Result<Payload, SuiteError> {
             .filter(|_| msg.contains("field"))
             .unwrap_or("payload")
             .to_string();
-        SuiteError::invalid(field, msg, "see events/manifest-diff/ for the payload's shape")
+        SuiteError::invalid(
+            field,
+            msg,
+            "see events/manifest-diff/ for the payload's shape",
+        )
     })
 }
 
-fn emit_metrics(common: &CommonConfig, s: &Summary) {
+/// The EMF documents for a finished run: one for the whole run, one per prefix (dimension
+/// `prefix`). Names and units are documented in docs/observability.md.
+pub fn metric_documents(common: &CommonConfig, s: &Summary) -> Vec<Emf> {
     let mut emf = Emf::new(common);
     let t = &s.totals;
     if let Some(r) = s.drift_ratio {
         emf.metric("manifest_drift_ratio", r, Unit::None);
     }
-    emf.metric("manifest_drift_detected", if s.status == "DRIFT" { 1.0 } else { 0.0 }, Unit::Count)
-        .metric("manifest_eligible_objects", t.eligible_primary as f64, Unit::Count)
-        .metric("manifest_missing_objects", t.missing as f64, Unit::Count)
-        .metric("manifest_extra_objects", t.extra as f64, Unit::Count)
-        .metric("manifest_mismatched_objects", t.mismatched() as f64, Unit::Count)
-        .metric("manifest_pending_objects", t.pending as f64, Unit::Count)
-        .metric("manifest_diff_duration_seconds", s.duration_seconds, Unit::Seconds)
-        .property("run_id", s.run_id.clone())
-        .property("status", s.status.clone())
-        .property("primary_bucket", s.primary_bucket.clone())
-        .property("replica_bucket", s.replica_bucket.clone());
-    emf.emit();
+    emf.metric(
+        "manifest_drift_detected",
+        if s.status == "DRIFT" { 1.0 } else { 0.0 },
+        Unit::Count,
+    )
+    .metric(
+        "manifest_eligible_objects",
+        t.eligible_primary as f64,
+        Unit::Count,
+    )
+    .metric("manifest_missing_objects", t.missing as f64, Unit::Count)
+    .metric("manifest_extra_objects", t.extra as f64, Unit::Count)
+    .metric(
+        "manifest_mismatched_objects",
+        t.mismatched() as f64,
+        Unit::Count,
+    )
+    .metric("manifest_pending_objects", t.pending as f64, Unit::Count)
+    .metric(
+        "manifest_diff_duration_seconds",
+        s.duration_seconds,
+        Unit::Seconds,
+    )
+    .property("run_id", s.run_id.clone())
+    .property("status", s.status.clone())
+    .property("primary_bucket", s.primary_bucket.clone())
+    .property("replica_bucket", s.replica_bucket.clone());
+    let mut docs = vec![emf];
     for p in &s.prefixes {
         let mut e = Emf::new(common).dimension("prefix", &p.prefix);
         if let Some(r) = p.drift_ratio {
             e.metric("manifest_drift_ratio", r, Unit::None);
         }
-        e.metric("manifest_missing_objects", p.counts.missing as f64, Unit::Count)
-            .metric("manifest_extra_objects", p.counts.extra as f64, Unit::Count)
-            .metric("manifest_mismatched_objects", p.counts.mismatched() as f64, Unit::Count)
-            .property("run_id", s.run_id.clone());
-        e.emit();
+        e.metric(
+            "manifest_missing_objects",
+            p.counts.missing as f64,
+            Unit::Count,
+        )
+        .metric("manifest_extra_objects", p.counts.extra as f64, Unit::Count)
+        .metric(
+            "manifest_mismatched_objects",
+            p.counts.mismatched() as f64,
+            Unit::Count,
+        )
+        .metric(
+            "manifest_pending_objects",
+            p.counts.pending as f64,
+            Unit::Count,
+        )
+        .property("run_id", s.run_id.clone());
+        docs.push(e);
     }
+    docs
 }
 
 pub fn emit_error_metric(common: &CommonConfig, err: &SuiteError) {
@@ -179,7 +249,10 @@ pub fn time_left(deadline_ms: u64, now_ms: i64) -> Duration {
 }
 
 /// The handler `main` registers.
-pub async fn handle<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+pub async fn handle<S: ObjectStore>(
+    deps: &Deps<S>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, SuiteError> {
     let span = shared::telemetry::invocation_span(&event.context);
     async move {
         let result = handle_inner(deps, event).await;
@@ -193,7 +266,10 @@ pub async fn handle<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>) -
     .await
 }
 
-async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+async fn handle_inner<S: ObjectStore>(
+    deps: &Deps<S>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, SuiteError> {
     let started = Instant::now();
     let (payload, ctx) = event.into_parts();
     let payload = if is_s3_event(&payload) {
@@ -201,7 +277,9 @@ async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>)
             Some(p) => p,
             None => {
                 tracing::info!("S3 event without a manifest.checksum: nothing to do");
-                return Ok(json!({"status": "IGNORED", "reason": "the event names no inventory manifest.checksum"}));
+                return Ok(
+                    json!({"status": "IGNORED", "reason": "the event names no inventory manifest.checksum"}),
+                );
             }
         }
     } else {
@@ -216,7 +294,12 @@ async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>)
         budget = budget.min(Duration::from_secs(max));
     }
     let stop_at = started + budget;
-    tracing::info!(deadline_ms = ctx.deadline, time_left_ms = left.as_millis() as u64, budget_ms = budget.as_millis() as u64, "deadline");
+    tracing::info!(
+        deadline_ms = ctx.deadline,
+        time_left_ms = left.as_millis() as u64,
+        budget_ms = budget.as_millis() as u64,
+        "deadline"
+    );
 
     let job = match payload.resume.clone() {
         Some(r) => Job::Resume(r),
@@ -229,7 +312,7 @@ async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>)
                 tracing::info!(primary = %show(primary), replica = %show(replica), "inventory mode");
             }
             tracing::info!(run_id = %req.run_id, primary = %req.primary_bucket, replica = %req.replica_bucket, prefixes = ?req.prefixes, "manifest diff starting");
-            Job::New(req)
+            Job::New(Box::new(req))
         }
     };
     let engine = Engine {
@@ -242,7 +325,8 @@ async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>)
 
     if let (Some(resume), Continuation::Invoke) = (&summary.resume, deps.continuation) {
         if let Some(lambda) = &deps.lambda {
-            let body = serde_json::to_vec(&json!({ "resume": resume })).map_err(|e| SuiteError::Internal(e.to_string()))?;
+            let body = serde_json::to_vec(&json!({ "resume": resume }))
+                .map_err(|e| SuiteError::Internal(e.to_string()))?;
             lambda
                 .invoke()
                 .function_name(&deps.common.function_name)
@@ -255,7 +339,9 @@ async fn handle_inner<S: ObjectStore>(deps: &Deps<S>, event: LambdaEvent<Value>)
         }
     }
     if summary.status != "IN_PROGRESS" && !summary.replayed {
-        emit_metrics(&deps.common, &summary);
+        for doc in metric_documents(&deps.common, &summary) {
+            doc.emit();
+        }
     }
     tracing::info!(
         run_id = %summary.run_id,
@@ -280,13 +366,140 @@ mod tests {
         assert_eq!(time_left(600_000, now), Duration::from_secs(600));
     }
 
+    /// The metric names are a contract: every one emitted is documented, with its unit.
+    #[test]
+    fn emitted_metrics_are_documented() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/observability.md"),
+        )
+        .expect("docs/observability.md");
+        let common = CommonConfig::from_vars(
+            &Vars::from_pairs([("ENVIRONMENT", "prod"), ("REPORT_BUCKET", "r")]),
+            "manifest-diff",
+        )
+        .unwrap();
+        let mut tally = crate::diff::Tally::default();
+        let e = crate::model::Entry::live("attachments/a", 1, "e", 0);
+        tally.add("attachments/", crate::model::Class::Missing, Some(&e), None);
+        let (prefixes, totals, _, _) =
+            crate::summary::judge(&["attachments/".to_string()], &tally, 0.001);
+        let s = Summary {
+            status: "DRIFT".into(),
+            run_id: "r".into(),
+            source: "list".into(),
+            primary_bucket: "p".into(),
+            replica_bucket: "d".into(),
+            drift_ratio: totals.ratio(),
+            drift_percent: None,
+            threshold_percent: 0.1,
+            lag_allowance_hours: 24.0,
+            reference_time: String::new(),
+            started_at: String::new(),
+            finished_at: None,
+            duration_seconds: 1.5,
+            invocations: 1,
+            totals,
+            prefixes,
+            drifting_keys: 1,
+            warnings: vec![],
+            report: None,
+            inventory: None,
+            resume: None,
+            replayed: false,
+            sample: vec![],
+        };
+        let docs = metric_documents(&common, &s);
+        assert_eq!(docs.len(), 2);
+        let mut seen = 0;
+        for d in docs {
+            let v = d.to_json(0);
+            let dims = v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0].clone();
+            for m in v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+            {
+                let name = m["Name"].as_str().unwrap();
+                let unit = m["Unit"].as_str().unwrap();
+                let row = doc
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| `{name}` |")))
+                    .unwrap_or_else(|| {
+                        panic!("metric {name} is not documented in docs/observability.md")
+                    });
+                assert!(
+                    row.contains(&format!("| {unit} |")),
+                    "unit of {name} should be {unit}: {row}"
+                );
+                if dims.as_array().unwrap().len() == 3 {
+                    assert!(
+                        row.contains("prefix"),
+                        "{name} is also emitted per prefix: {row}"
+                    );
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 12);
+        let errors = doc.lines().any(|l| l.starts_with("| `function_errors` |"));
+        assert!(errors, "function_errors is documented");
+    }
+
     #[test]
     fn payload_errors_name_the_field() {
-        let e = parse_payload(&json!({"prefixs": ["a/"]})).unwrap_err().to_string();
-        assert!(e.contains("field `prefixs`") && e.contains("unknown field"), "{e}");
-        let e = parse_payload(&json!({"prefixes": "a/"})).unwrap_err().to_string();
+        let e = parse_payload(&json!({"prefixs": ["a/"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `prefixs`") && e.contains("unknown field"),
+            "{e}"
+        );
+        let e = parse_payload(&json!({"prefixes": "a/"}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid type"), "{e}");
         let e = parse_payload(&json!([1, 2])).unwrap_err().to_string();
         assert!(e.contains("payload"), "{e}");
+    }
+}
+
+/// Every sample in events/manifest-diff/ is accepted by the parser it is meant for.
+#[cfg(test)]
+mod sample_events {
+    use super::*;
+
+    #[test]
+    fn samples_parse() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/manifest-diff");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("events dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+            if is_s3_event(&v) {
+                let objs = parse_s3_event(&v).expect("s3 event");
+                assert!(
+                    objs[0].key.ends_with("manifest.checksum"),
+                    "{}",
+                    path.display()
+                );
+            } else {
+                let p = parse_payload(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let d = Defaults::from_vars(&Vars::from_pairs([
+                    ("PRIMARY_BUCKET", "prod-files"),
+                    ("REPLICA_BUCKET", "dr-files"),
+                    ("PRIMARY_INVENTORY", "s3://inv/prod-files/daily/"),
+                    ("REPLICA_INVENTORY", "s3://inv/dr-files/daily/"),
+                ]))
+                .expect("defaults");
+                p.validate(&d, chrono::Utc::now().date_naive())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            n += 1;
+        }
+        assert!(n >= 4, "expected the sample events, found {n}");
     }
 }

@@ -17,9 +17,17 @@ pub enum InventoryError {
     #[error("fileSchema lacks the column {0:?} (needed to compare objects); add it to the inventory's optional fields")]
     MissingColumn(&'static str),
     #[error("row {row}: expected {expected} columns per fileSchema, found {found}")]
-    Columns { row: u64, expected: usize, found: usize },
+    Columns {
+        row: u64,
+        expected: usize,
+        found: usize,
+    },
     #[error("row {row}: column {column}: {problem}")]
-    Value { row: u64, column: &'static str, problem: String },
+    Value {
+        row: u64,
+        column: &'static str,
+        problem: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -55,7 +63,8 @@ impl Manifest {
                 return Err(InventoryError::Checksum { expected, actual });
             }
         }
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| InventoryError::Manifest(e.to_string()))?;
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| InventoryError::Manifest(e.to_string()))?;
         if !m.file_format.eq_ignore_ascii_case("CSV") {
             return Err(InventoryError::Format(m.file_format));
         }
@@ -72,7 +81,12 @@ impl Manifest {
 
     /// The inventory's snapshot time in seconds, from `creationTimestamp` (milliseconds).
     pub fn created_secs(&self) -> Option<i64> {
-        self.creation_timestamp.as_deref()?.trim().parse::<i64>().ok().map(|ms| ms / 1000)
+        self.creation_timestamp
+            .as_deref()?
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .map(|ms| ms / 1000)
     }
 
     pub fn schema(&self) -> Result<Schema, InventoryError> {
@@ -94,7 +108,10 @@ pub struct Schema {
 
 impl Schema {
     pub fn parse(file_schema: &str) -> Result<Self, InventoryError> {
-        let cols: Vec<String> = file_schema.split(',').map(|c| c.trim().to_string()).collect();
+        let cols: Vec<String> = file_schema
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .collect();
         let find = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
         let key = find("Key").ok_or(InventoryError::MissingColumn("Key"))?;
         let size = find("Size");
@@ -175,7 +192,9 @@ impl Schema {
             None => 0,
         };
         let etag = match self.etag {
-            Some(i) => Some(text(i, "ETag")?).filter(|s| !s.is_empty()).map(normalize_etag),
+            Some(i) => Some(text(i, "ETag")?)
+                .filter(|s| !s.is_empty())
+                .map(normalize_etag),
             None => None,
         };
         let last_modified = match self.last_modified {
@@ -229,9 +248,15 @@ mod tests {
         assert_eq!(m.files[0].key, "prod/cfg/data/a.csv.gz");
         let e = Manifest::parse(body.as_bytes(), Some("0123")).unwrap_err();
         assert!(matches!(e, InventoryError::Checksum { .. }));
-        assert!(matches!(Manifest::parse(b"{\"sourceBucket\":", None), Err(InventoryError::Manifest(_))));
+        assert!(matches!(
+            Manifest::parse(b"{\"sourceBucket\":", None),
+            Err(InventoryError::Manifest(_))
+        ));
         let orc = body.replace("\"CSV\"", "\"ORC\"");
-        assert_eq!(Manifest::parse(orc.as_bytes(), None), Err(InventoryError::Format("ORC".into())));
+        assert_eq!(
+            Manifest::parse(orc.as_bytes(), None),
+            Err(InventoryError::Format("ORC".into()))
+        );
     }
 
     fn rec(fields: &[&str]) -> csv::ByteRecord {
@@ -242,7 +267,20 @@ mod tests {
     fn rows_map_by_schema_and_decode_keys() {
         let s = Schema::parse(SCHEMA).unwrap();
         let e = s
-            .entry(&rec(&["prod", "exports/a+b%2Bc%C3%A9.csv", "v1", "true", "false", "42", "2026-11-20T10:00:00.000Z", "abc", "STANDARD"]), 1)
+            .entry(
+                &rec(&[
+                    "prod",
+                    "exports/a+b%2Bc%C3%A9.csv",
+                    "v1",
+                    "true",
+                    "false",
+                    "42",
+                    "2026-11-20T10:00:00.000Z",
+                    "abc",
+                    "STANDARD",
+                ]),
+                1,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(e.key, "exports/a b+cé.csv");
@@ -250,8 +288,41 @@ mod tests {
         assert_eq!(e.etag.as_deref(), Some("abc"));
         assert_eq!(e.last_modified, Some(1_795_168_800));
         // Non-current versions are skipped; delete markers kept with no size.
-        assert_eq!(s.entry(&rec(&["prod", "k", "v0", "false", "false", "1", "2026-11-20T10:00:00.000Z", "x", "STANDARD"]), 2).unwrap(), None);
-        let dm = s.entry(&rec(&["prod", "k", "v2", "true", "true", "", "2026-11-20T10:00:00.000Z", "", ""]), 3).unwrap().unwrap();
+        assert_eq!(
+            s.entry(
+                &rec(&[
+                    "prod",
+                    "k",
+                    "v0",
+                    "false",
+                    "false",
+                    "1",
+                    "2026-11-20T10:00:00.000Z",
+                    "x",
+                    "STANDARD"
+                ]),
+                2
+            )
+            .unwrap(),
+            None
+        );
+        let dm = s
+            .entry(
+                &rec(&[
+                    "prod",
+                    "k",
+                    "v2",
+                    "true",
+                    "true",
+                    "",
+                    "2026-11-20T10:00:00.000Z",
+                    "",
+                    "",
+                ]),
+                3,
+            )
+            .unwrap()
+            .unwrap();
         assert!(dm.delete_marker && dm.etag.is_none());
     }
 
@@ -259,11 +330,47 @@ mod tests {
     fn bad_rows_name_row_and_column() {
         let s = Schema::parse(SCHEMA).unwrap();
         let e = s.entry(&rec(&["prod", "k"]), 7).unwrap_err();
-        assert_eq!(e.to_string(), "row 7: expected 9 columns per fileSchema, found 2");
-        let e = s.entry(&rec(&["prod", "k", "v", "true", "false", "12x", "2026-11-20T10:00:00.000Z", "e", "S"]), 8).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "row 7: expected 9 columns per fileSchema, found 2"
+        );
+        let e = s
+            .entry(
+                &rec(&[
+                    "prod",
+                    "k",
+                    "v",
+                    "true",
+                    "false",
+                    "12x",
+                    "2026-11-20T10:00:00.000Z",
+                    "e",
+                    "S",
+                ]),
+                8,
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("row 8: column Size"), "{e}");
-        let e = s.entry(&rec(&["prod", "k", "v", "maybe", "false", "1", "2026-11-20T10:00:00.000Z", "e", "S"]), 9).unwrap_err();
+        let e = s
+            .entry(
+                &rec(&[
+                    "prod",
+                    "k",
+                    "v",
+                    "maybe",
+                    "false",
+                    "1",
+                    "2026-11-20T10:00:00.000Z",
+                    "e",
+                    "S",
+                ]),
+                9,
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("IsLatest"), "{e}");
-        assert_eq!(Schema::parse("Bucket, Size").unwrap_err(), InventoryError::MissingColumn("Key"));
+        assert_eq!(
+            Schema::parse("Bucket, Size").unwrap_err(),
+            InventoryError::MissingColumn("Key")
+        );
     }
 }

@@ -92,7 +92,10 @@ impl Class {
 
     /// Counts toward the drift ratio's numerator.
     pub fn is_drift(self) -> bool {
-        matches!(self, Class::Missing | Class::Extra | Class::MismatchedSize | Class::MismatchedEtag)
+        matches!(
+            self,
+            Class::Missing | Class::Extra | Class::MismatchedSize | Class::MismatchedEtag
+        )
     }
 
     /// Listed in the drift CSV.

@@ -33,8 +33,16 @@ impl Defaults {
             source: vars.or("SOURCE", "list"),
             primary_inventory: vars.get("PRIMARY_INVENTORY").map(str::to_string),
             replica_inventory: vars.get("REPLICA_INVENTORY").map(str::to_string),
-            lag_allowance_hours: vars.parse_or("LAG_ALLOWANCE_HOURS", 24.0, "a number of hours, e.g. 24")?,
-            drift_threshold_percent: vars.parse_or("DRIFT_THRESHOLD_PERCENT", 0.1, "a percentage, e.g. 0.1")?,
+            lag_allowance_hours: vars.parse_or(
+                "LAG_ALLOWANCE_HOURS",
+                24.0,
+                "a number of hours, e.g. 24",
+            )?,
+            drift_threshold_percent: vars.parse_or(
+                "DRIFT_THRESHOLD_PERCENT",
+                0.1,
+                "a percentage, e.g. 0.1",
+            )?,
         })
     }
 }
@@ -94,11 +102,19 @@ pub struct S3Location {
 impl S3Location {
     pub fn parse(field: &str, uri: &str) -> Result<Self, SuiteError> {
         let rest = uri.strip_prefix("s3://").ok_or_else(|| {
-            SuiteError::invalid(field, format!("{uri:?} is not an s3:// URI"), "write it as s3://bucket/prefix/")
+            SuiteError::invalid(
+                field,
+                format!("{uri:?} is not an s3:// URI"),
+                "write it as s3://bucket/prefix/",
+            )
         })?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(SuiteError::invalid(field, format!("{uri:?} has no bucket"), "write it as s3://bucket/prefix/"));
+            return Err(SuiteError::invalid(
+                field,
+                format!("{uri:?} has no bucket"),
+                "write it as s3://bucket/prefix/",
+            ));
         }
         Ok(S3Location {
             bucket: bucket.to_string(),
@@ -155,23 +171,42 @@ const BUCKET_FIX: &str = "use a bucket name of 3-63 lowercase letters, digits, d
 
 fn check_bucket(field: &str, b: &str) -> Result<(), SuiteError> {
     let ok = (3..=63).contains(&b.len())
-        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
         && b.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
     } else {
-        Err(SuiteError::invalid(field, format!("{b:?} is not a valid bucket name"), BUCKET_FIX))
+        Err(SuiteError::invalid(
+            field,
+            format!("{b:?} is not a valid bucket name"),
+            BUCKET_FIX,
+        ))
     }
 }
 
 impl Payload {
     pub fn validate(self, d: &Defaults, today: chrono::NaiveDate) -> Result<Request, SuiteError> {
-        let primary_bucket = self.primary_bucket.or_else(|| d.primary_bucket.clone()).ok_or_else(|| {
-            SuiteError::invalid("primary_bucket", "not given and PRIMARY_BUCKET is not set", "name the primary bucket")
-        })?;
-        let replica_bucket = self.replica_bucket.or_else(|| d.replica_bucket.clone()).ok_or_else(|| {
-            SuiteError::invalid("replica_bucket", "not given and REPLICA_BUCKET is not set", "name the DR bucket")
-        })?;
+        let primary_bucket = self
+            .primary_bucket
+            .or_else(|| d.primary_bucket.clone())
+            .ok_or_else(|| {
+                SuiteError::invalid(
+                    "primary_bucket",
+                    "not given and PRIMARY_BUCKET is not set",
+                    "name the primary bucket",
+                )
+            })?;
+        let replica_bucket = self
+            .replica_bucket
+            .or_else(|| d.replica_bucket.clone())
+            .ok_or_else(|| {
+                SuiteError::invalid(
+                    "replica_bucket",
+                    "not given and REPLICA_BUCKET is not set",
+                    "name the DR bucket",
+                )
+            })?;
         check_bucket("primary_bucket", &primary_bucket)?;
         check_bucket("replica_bucket", &replica_bucket)?;
         if primary_bucket == replica_bucket {
@@ -184,7 +219,11 @@ impl Payload {
 
         let prefixes = self.prefixes.unwrap_or_else(|| d.prefixes.clone());
         if prefixes.is_empty() {
-            return Err(SuiteError::invalid("prefixes", "is an empty list", "give at least one prefix, e.g. [\"attachments/\"]"));
+            return Err(SuiteError::invalid(
+                "prefixes",
+                "is an empty list",
+                "give at least one prefix, e.g. [\"attachments/\"]",
+            ));
         }
         for (i, p) in prefixes.iter().enumerate() {
             if p.is_empty() && prefixes.len() > 1 {
@@ -195,7 +234,11 @@ impl Payload {
                 ));
             }
             if p.starts_with('/') {
-                return Err(SuiteError::invalid(format!("prefixes[{i}]"), format!("{p:?} starts with '/'"), "S3 keys have no leading slash: write e.g. \"exports/\""));
+                return Err(SuiteError::invalid(
+                    format!("prefixes[{i}]"),
+                    format!("{p:?} starts with '/'"),
+                    "S3 keys have no leading slash: write e.g. \"exports/\"",
+                ));
             }
             for (j, q) in prefixes.iter().enumerate() {
                 if i != j && q.starts_with(p.as_str()) && !p.is_empty() {
@@ -209,10 +252,17 @@ impl Payload {
         }
 
         let lag_allowance_hours = self.lag_allowance_hours.unwrap_or(d.lag_allowance_hours);
-        if !(0.0..=24.0 * 365.0).contains(&lag_allowance_hours) || !lag_allowance_hours.is_finite() {
-            return Err(SuiteError::invalid("lag_allowance_hours", format!("{lag_allowance_hours} is out of range"), "give hours between 0 and 8760, e.g. 24"));
+        if !(0.0..=24.0 * 365.0).contains(&lag_allowance_hours) || !lag_allowance_hours.is_finite()
+        {
+            return Err(SuiteError::invalid(
+                "lag_allowance_hours",
+                format!("{lag_allowance_hours} is out of range"),
+                "give hours between 0 and 8760, e.g. 24",
+            ));
         }
-        let threshold_percent = self.drift_threshold_percent.unwrap_or(d.drift_threshold_percent);
+        let threshold_percent = self
+            .drift_threshold_percent
+            .unwrap_or(d.drift_threshold_percent);
         if !(0.0..=100.0).contains(&threshold_percent) || !threshold_percent.is_finite() {
             return Err(SuiteError::invalid(
                 "drift_threshold_percent",
@@ -225,12 +275,19 @@ impl Payload {
         let source = match source_name.as_str() {
             "list" => Source::List,
             "inventory" => {
-                let side = |manifest: Option<String>, inv: Option<String>, name: &str| -> Result<InventorySource, SuiteError> {
+                let side = |manifest: Option<String>,
+                            inv: Option<String>,
+                            name: &str|
+                 -> Result<InventorySource, SuiteError> {
                     if let Some(m) = manifest {
                         let field = format!("{name}_manifest");
                         let loc = S3Location::parse(&field, &m)?;
                         if !loc.key.ends_with("manifest.json") {
-                            return Err(SuiteError::invalid(field, format!("{m:?} is not a manifest.json"), "point at …/YYYY-MM-DDTHH-MMZ/manifest.json"));
+                            return Err(SuiteError::invalid(
+                                field,
+                                format!("{m:?} is not a manifest.json"),
+                                "point at …/YYYY-MM-DDTHH-MMZ/manifest.json",
+                            ));
                         }
                         return Ok(InventorySource::Manifest(loc));
                     }
@@ -238,7 +295,10 @@ impl Payload {
                     let uri = inv.ok_or_else(|| {
                         SuiteError::invalid(
                             &field,
-                            format!("source is inventory but neither {field} nor {} is set", field.to_uppercase()),
+                            format!(
+                                "source is inventory but neither {field} nor {} is set",
+                                field.to_uppercase()
+                            ),
                             "give s3://inventory-bucket/prefix/source-bucket/config-id/",
                         )
                     })?;
@@ -249,12 +309,26 @@ impl Payload {
                     Ok(InventorySource::Latest(loc))
                 };
                 Source::Inventory {
-                    primary: side(self.primary_manifest, self.primary_inventory.or_else(|| d.primary_inventory.clone()), "primary")?,
-                    replica: side(self.replica_manifest, self.replica_inventory.or_else(|| d.replica_inventory.clone()), "replica")?,
+                    primary: side(
+                        self.primary_manifest,
+                        self.primary_inventory
+                            .or_else(|| d.primary_inventory.clone()),
+                        "primary",
+                    )?,
+                    replica: side(
+                        self.replica_manifest,
+                        self.replica_inventory
+                            .or_else(|| d.replica_inventory.clone()),
+                        "replica",
+                    )?,
                 }
             }
             other => {
-                return Err(SuiteError::invalid("source", format!("{other:?} is not a source"), "use \"list\" or \"inventory\""))
+                return Err(SuiteError::invalid(
+                    "source",
+                    format!("{other:?} is not a source"),
+                    "use \"list\" or \"inventory\"",
+                ))
             }
         };
 
@@ -262,20 +336,39 @@ impl Payload {
             None => None,
             Some(s) => Some(
                 DateTime::parse_from_rfc3339(s)
-                    .map_err(|e| SuiteError::invalid("now", format!("{s:?}: {e}"), "give an RFC 3339 time such as 2026-11-27T02:00:00Z"))?
+                    .map_err(|e| {
+                        SuiteError::invalid(
+                            "now",
+                            format!("{s:?}: {e}"),
+                            "give an RFC 3339 time such as 2026-11-27T02:00:00Z",
+                        )
+                    })?
                     .with_timezone(&Utc),
             ),
         };
 
         if let Some(id) = &self.run_id {
-            if id.is_empty() || id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.') {
-                return Err(SuiteError::invalid("run_id", format!("{id:?} is not usable in an S3 key"), "use 1-128 letters, digits, '-', '_' or '.'"));
+            if id.is_empty()
+                || id.len() > 128
+                || !id
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+            {
+                return Err(SuiteError::invalid(
+                    "run_id",
+                    format!("{id:?} is not usable in an S3 key"),
+                    "use 1-128 letters, digits, '-', '_' or '.'",
+                ));
             }
         }
 
         if let Some(n) = self.page_size {
             if !(1..=1000).contains(&n) {
-                return Err(SuiteError::invalid("page_size", format!("{n} is out of range"), "give 1 to 1000 (ListObjectsV2 MaxKeys)"));
+                return Err(SuiteError::invalid(
+                    "page_size",
+                    format!("{n} is out of range"),
+                    "give 1 to 1000 (ListObjectsV2 MaxKeys)",
+                ));
             }
         }
         let mut req = Request {
@@ -316,7 +409,11 @@ fn default_run_id(req: &Request, today: chrono::NaiveDate) -> String {
         Source::List => "list",
         Source::Inventory { .. } => "inventory",
     };
-    format!("{mode}-{}-{}", today.format("%Y%m%d"), &hex::encode(h.finalize())[..12])
+    format!(
+        "{mode}-{}-{}",
+        today.format("%Y%m%d"),
+        &hex::encode(h.finalize())[..12]
+    )
 }
 
 #[cfg(test)]
@@ -325,7 +422,11 @@ mod tests {
     use serde_json::json;
 
     fn defaults() -> Defaults {
-        Defaults::from_vars(&Vars::from_pairs([("PRIMARY_BUCKET", "prod-files"), ("REPLICA_BUCKET", "dr-files")])).unwrap()
+        Defaults::from_vars(&Vars::from_pairs([
+            ("PRIMARY_BUCKET", "prod-files"),
+            ("REPLICA_BUCKET", "dr-files"),
+        ]))
+        .unwrap()
     }
 
     fn day() -> chrono::NaiveDate {
@@ -348,13 +449,19 @@ mod tests {
         assert!(r.run_id.starts_with("list-20261127-"));
         // Same inputs, same day: same id (idempotent deliveries).
         assert_eq!(validate(json!({})).unwrap().run_id, r.run_id);
-        assert_ne!(validate(json!({"prefixes": ["exports/"]})).unwrap().run_id, r.run_id);
+        assert_ne!(
+            validate(json!({"prefixes": ["exports/"]})).unwrap().run_id,
+            r.run_id
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (json!({"drift_threshold_percent": -1}), "drift_threshold_percent"),
+            (
+                json!({"drift_threshold_percent": -1}),
+                "drift_threshold_percent",
+            ),
             (json!({"source": "athena"}), "source"),
             (json!({"prefixes": []}), "prefixes"),
             (json!({"prefixes": ["a/", "a/b/"]}), "prefixes[1]"),
@@ -362,11 +469,17 @@ mod tests {
             (json!({"replica_bucket": "prod-files"}), "replica_bucket"),
             (json!({"primary_bucket": "Bad_Bucket"}), "primary_bucket"),
             (json!({"source": "inventory"}), "primary_inventory"),
-            (json!({"source": "inventory", "primary_manifest": "s3://i/x/manifest.json", "replica_inventory": "http://x"}), "replica_inventory"),
+            (
+                json!({"source": "inventory", "primary_manifest": "s3://i/x/manifest.json", "replica_inventory": "http://x"}),
+                "replica_inventory",
+            ),
             (json!({"now": "yesterday"}), "now"),
             (json!({"run_id": "a/b"}), "run_id"),
             (json!({"page_size": 0}), "page_size"),
-            (json!({"drift_treshold_percent": 1}), "drift_treshold_percent"),
+            (
+                json!({"drift_treshold_percent": 1}),
+                "drift_treshold_percent",
+            ),
         ];
         for (payload, field) in cases {
             let e = validate(payload.clone()).unwrap_err();
@@ -380,8 +493,14 @@ mod tests {
         assert_eq!(
             r.source,
             Source::Inventory {
-                primary: InventorySource::Latest(S3Location { bucket: "inv".into(), key: "prod-files/daily/".into() }),
-                replica: InventorySource::Manifest(S3Location { bucket: "inv".into(), key: "dr-files/daily/2026-11-26T01-00Z/manifest.json".into() }),
+                primary: InventorySource::Latest(S3Location {
+                    bucket: "inv".into(),
+                    key: "prod-files/daily/".into()
+                }),
+                replica: InventorySource::Manifest(S3Location {
+                    bucket: "inv".into(),
+                    key: "dr-files/daily/2026-11-26T01-00Z/manifest.json".into()
+                }),
             }
         );
     }

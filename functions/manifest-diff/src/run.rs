@@ -51,12 +51,20 @@ pub struct Checkpoint {
     pub elapsed_ms: u64,
     /// Set once the run's report is written: later deliveries replay it.
     pub report_json_key: Option<String>,
+    /// When the checkpoint was last written. A checkpoint untouched for longer than any
+    /// invocation can last belongs to a continuation that was lost: a new delivery takes over.
+    #[serde(default = "Utc::now")]
+    pub updated_at: DateTime<Utc>,
 }
+
+/// Longer than Lambda's 15-minute limit: no invocation can still be working on a checkpoint
+/// this old.
+pub const ABANDONED_AFTER_SECS: i64 = 16 * 60;
 
 /// A new run, or the continuation of a checkpointed one.
 #[derive(Debug, Clone)]
 pub enum Job {
-    New(Request),
+    New(Box<Request>),
     Resume(Resume),
 }
 
@@ -78,32 +86,59 @@ fn rfc3339(secs: i64) -> String {
 
 impl<S: ObjectStore> Engine<'_, S> {
     fn state_key(&self, run_id: &str) -> String {
-        format!("{}{REPORT_NAME}/_state/{run_id}.json", self.common.report_prefix)
+        format!(
+            "{}{REPORT_NAME}/_state/{run_id}.json",
+            self.common.report_prefix
+        )
     }
 
     fn location(&self, run_id: &str, started: DateTime<Utc>) -> ReportLocation {
-        ReportLocation::new(&self.common.report_bucket, &self.common.report_prefix, REPORT_NAME, started.date_naive(), run_id)
+        ReportLocation::new(
+            &self.common.report_bucket,
+            &self.common.report_prefix,
+            REPORT_NAME,
+            started.date_naive(),
+            run_id,
+        )
     }
 
     async fn load_checkpoint(&self, run_id: &str) -> SuiteResult<Option<Checkpoint>> {
         let key = self.state_key(run_id);
-        match self.store.get_bytes(&self.common.report_bucket, &key).await? {
+        match self
+            .store
+            .get_bytes(&self.common.report_bucket, &key)
+            .await?
+        {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| SuiteError::bad_object(&self.common.report_bucket, &key, format!("checkpoint is not readable: {e}"))),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                SuiteError::bad_object(
+                    &self.common.report_bucket,
+                    &key,
+                    format!("checkpoint is not readable: {e}"),
+                )
+            }),
         }
     }
 
-    async fn save_checkpoint(&self, cp: &Checkpoint) -> SuiteResult<()> {
+    async fn save_checkpoint(&self, cp: &mut Checkpoint) -> SuiteResult<()> {
+        cp.updated_at = Utc::now();
         let body = serde_json::to_vec(cp).map_err(|e| SuiteError::Internal(e.to_string()))?;
         self.store
-            .put_bytes(&self.common.report_bucket, &self.state_key(&cp.request.run_id), Bytes::from(body), "application/json")
+            .put_bytes(
+                &self.common.report_bucket,
+                &self.state_key(&cp.request.run_id),
+                Bytes::from(body),
+                "application/json",
+            )
             .await
     }
 
     async fn replay(&self, json_key: &str) -> SuiteResult<Option<Summary>> {
-        let Some(bytes) = self.store.get_bytes(&self.common.report_bucket, json_key).await? else {
+        let Some(bytes) = self
+            .store
+            .get_bytes(&self.common.report_bucket, json_key)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(serde_json::from_slice::<Summary>(&bytes).ok().map(|mut s| {
@@ -134,10 +169,13 @@ impl<S: ObjectStore> Engine<'_, S> {
             (Job::Resume(r), Some(cp)) if cp.report_json_key.is_none() => {
                 if cp.sequence != r.sequence {
                     // A stale or duplicate continuation: another invocation already moved on.
-                    return Ok(self.progress(&cp, vec![format!(
-                        "continuation {} ignored: the run is at checkpoint {}",
-                        r.sequence, cp.sequence
-                    )]));
+                    return Ok(self.progress(
+                        &cp,
+                        vec![format!(
+                            "continuation {} ignored: the run is at checkpoint {}",
+                            r.sequence, cp.sequence
+                        )],
+                    ));
                 }
                 cp
             }
@@ -148,10 +186,29 @@ impl<S: ObjectStore> Engine<'_, S> {
                     "start a new run without `resume`",
                 ))
             }
+            (Job::New(req), Some(cp))
+                if !req.force
+                    && cp.report_json_key.is_none()
+                    && (now - cp.updated_at).num_seconds() > ABANDONED_AFTER_SECS =>
+            {
+                tracing::warn!(
+                    run_id = %cp.request.run_id,
+                    sequence = cp.sequence,
+                    updated_at = %cp.updated_at,
+                    "checkpoint abandoned by a lost continuation; this delivery resumes it"
+                );
+                cp
+            }
             (Job::New(req), existing) => {
                 if !req.force {
                     if let Some(cp) = existing.as_ref().filter(|cp| cp.report_json_key.is_none()) {
-                        return Ok(self.progress(cp, vec!["the run is already in progress; this delivery did nothing".into()]));
+                        return Ok(
+                            self.progress(
+                                cp,
+                                vec!["the run is already in progress; this delivery did nothing"
+                                    .into()],
+                            ),
+                        );
                     }
                     let loc = self.location(&req.run_id, now);
                     if let Some(s) = self.replay(&loc.json_key()).await? {
@@ -160,7 +217,7 @@ impl<S: ObjectStore> Engine<'_, S> {
                 }
                 Checkpoint {
                     reference_secs: req.now.unwrap_or(now).timestamp(),
-                    request: req,
+                    request: *req,
                     started_at: now,
                     sequence: 0,
                     prefix_index: 0,
@@ -171,10 +228,13 @@ impl<S: ObjectStore> Engine<'_, S> {
                     sample: vec![],
                     elapsed_ms: 0,
                     report_json_key: None,
+                    updated_at: now,
                 }
             }
         };
-        let part_path = self.scratch.join(format!("{}-part-{}.csv.gz", cp.request.run_id, cp.sequence));
+        let part_path = self
+            .scratch
+            .join(format!("{}-part-{}.csv.gz", cp.request.run_id, cp.sequence));
         let mut writer = DriftWriter::create(&part_path, cp.sequence == 0)?;
 
         let mut inventory = None;
@@ -182,7 +242,16 @@ impl<S: ObjectStore> Engine<'_, S> {
         let finished = match cp.request.source.clone() {
             Source::List => self.list_mode(&mut cp, &mut writer, stop_at).await?,
             Source::Inventory { primary, replica } => {
-                let info = self.inventory_mode(&mut cp, &mut writer, &primary, &replica, stop_at, &mut warnings).await?;
+                let info = self
+                    .inventory_mode(
+                        &mut cp,
+                        &mut writer,
+                        &primary,
+                        &replica,
+                        stop_at,
+                        &mut warnings,
+                    )
+                    .await?;
                 inventory = Some(info);
                 true
             }
@@ -198,7 +267,7 @@ impl<S: ObjectStore> Engine<'_, S> {
             let _ = std::fs::remove_file(&part);
             cp.parts.push(key);
             cp.sequence += 1;
-            self.save_checkpoint(&cp).await?;
+            self.save_checkpoint(&mut cp).await?;
             let mut s = self.progress(&cp, warnings);
             s.resume = Some(Resume {
                 run_id: cp.request.run_id.clone(),
@@ -229,7 +298,9 @@ impl<S: ObjectStore> Engine<'_, S> {
             threshold_percent: req.threshold_percent,
             lag_allowance_hours: req.lag_allowance_hours,
             reference_time: rfc3339(cp.reference_secs),
-            started_at: cp.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started_at: cp
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             finished_at: None,
             duration_seconds: cp.elapsed_ms as f64 / 1000.0,
             invocations: cp.sequence + 1,
@@ -252,7 +323,14 @@ impl<S: ObjectStore> Engine<'_, S> {
         s
     }
 
-    fn record(&self, cp: &mut Checkpoint, writer: &mut DriftWriter, prefix: &str, p: Option<&Entry>, r: Option<&Entry>) -> SuiteResult<()> {
+    fn record(
+        &self,
+        cp: &mut Checkpoint,
+        writer: &mut DriftWriter,
+        prefix: &str,
+        p: Option<&Entry>,
+        r: Option<&Entry>,
+    ) -> SuiteResult<()> {
         let policy = Policy {
             now: cp.reference_secs,
             lag_secs: cp.request.lag_secs,
@@ -277,13 +355,21 @@ impl<S: ObjectStore> Engine<'_, S> {
 
     /// ListObjectsV2 on both buckets, prefix by prefix, merge-joined page by page. Returns
     /// false when it stopped at a checkpoint.
-    async fn list_mode(&self, cp: &mut Checkpoint, writer: &mut DriftWriter, stop_at: Instant) -> SuiteResult<bool> {
+    async fn list_mode(
+        &self,
+        cp: &mut Checkpoint,
+        writer: &mut DriftWriter,
+        stop_at: Instant,
+    ) -> SuiteResult<bool> {
         let prefixes = cp.request.prefixes.clone();
-        let (pb, rb) = (cp.request.primary_bucket.clone(), cp.request.replica_bucket.clone());
+        let (pb, rb) = (
+            cp.request.primary_bucket.clone(),
+            cp.request.replica_bucket.clone(),
+        );
         let page_size = cp.request.page_size;
         let mut emitted = 0u64;
-        for pi in cp.prefix_index..prefixes.len() {
-            let prefix = prefixes[pi].as_str();
+        for (pi, prefix) in prefixes.iter().enumerate().skip(cp.prefix_index) {
+            let prefix = prefix.as_str();
             cp.tally.ensure(prefix);
             let start_after = cp.last_key.clone();
             let mut mj = MergeJoin::new();
@@ -315,7 +401,11 @@ impl<S: ObjectStore> Engine<'_, S> {
                         bucket,
                         ListRequest {
                             prefix,
-                            start_after: if first[side] { start_after.as_deref() } else { None },
+                            start_after: if first[side] {
+                                start_after.as_deref()
+                            } else {
+                                None
+                            },
                             continuation_token: tokens[side].as_deref(),
                             max_keys: page_size,
                             ..Default::default()
@@ -333,7 +423,9 @@ impl<S: ObjectStore> Engine<'_, S> {
                 };
                 fed.map_err(|e| SuiteError::Bucket {
                     bucket: bucket.clone(),
-                    problem: format!("listing is not in key order ({e}); S3 always lists in UTF-8 byte order"),
+                    problem: format!(
+                        "listing is not in key order ({e}); S3 always lists in UTF-8 byte order"
+                    ),
                 })?;
             }
             cp.last_key = None;
@@ -342,7 +434,11 @@ impl<S: ObjectStore> Engine<'_, S> {
         Ok(true)
     }
 
-    async fn resolve_manifest(&self, side: &str, src: &InventorySource) -> SuiteResult<(S3Location, Manifest)> {
+    async fn resolve_manifest(
+        &self,
+        side: &str,
+        src: &InventorySource,
+    ) -> SuiteResult<(S3Location, Manifest)> {
         let manifest_loc = match src {
             InventorySource::Manifest(loc) => loc.clone(),
             InventorySource::Latest(base) => self.latest_manifest(side, base).await?,
@@ -352,10 +448,22 @@ impl<S: ObjectStore> Engine<'_, S> {
             .store
             .get_bytes(bucket, &manifest_loc.key)
             .await?
-            .ok_or_else(|| SuiteError::bad_object(bucket, &manifest_loc.key, "the inventory manifest does not exist"))?;
-        let checksum_key = manifest_loc.key.trim_end_matches("manifest.json").to_string() + "manifest.checksum";
+            .ok_or_else(|| {
+                SuiteError::bad_object(
+                    bucket,
+                    &manifest_loc.key,
+                    "the inventory manifest does not exist",
+                )
+            })?;
+        let checksum_key = manifest_loc
+            .key
+            .trim_end_matches("manifest.json")
+            .to_string()
+            + "manifest.checksum";
         let checksum = self.store.get_bytes(bucket, &checksum_key).await?;
-        let checksum = checksum.as_ref().map(|b| String::from_utf8_lossy(b).to_string());
+        let checksum = checksum
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).to_string());
         let manifest = Manifest::parse(&json, checksum.as_deref())
             .map_err(|e| SuiteError::bad_object(bucket, &manifest_loc.key, e.to_string()))?;
         Ok((manifest_loc, manifest))
@@ -390,7 +498,12 @@ impl<S: ObjectStore> Engine<'_, S> {
         }
         folders.sort();
         for folder in folders.iter().rev() {
-            if self.store.get_bytes(&base.bucket, &format!("{folder}manifest.checksum")).await?.is_some() {
+            if self
+                .store
+                .get_bytes(&base.bucket, &format!("{folder}manifest.checksum"))
+                .await?
+                .is_some()
+            {
                 return Ok(S3Location {
                     bucket: base.bucket.clone(),
                     key: format!("{folder}manifest.json"),
@@ -405,16 +518,30 @@ impl<S: ObjectStore> Engine<'_, S> {
     }
 
     /// Reads one side's inventory into an external sorter, keeping rows under the prefixes.
-    fn load_side(&self, side: &str, manifest: &Manifest, files: &[PathBuf], prefixes: &[String]) -> SuiteResult<Sorted> {
+    fn load_side(
+        &self,
+        side: &str,
+        manifest: &Manifest,
+        files: &[PathBuf],
+        prefixes: &[String],
+    ) -> SuiteResult<Sorted> {
         let dir = self.scratch.join(format!("sort-{side}"));
         std::fs::create_dir_all(&dir)?;
         let mut sorter = ExternalSorter::new(&dir, self.sort_budget_bytes);
-        let schema = manifest.schema().map_err(|e| SuiteError::Internal(e.to_string()))?;
+        let schema = manifest
+            .schema()
+            .map_err(|e| SuiteError::Internal(e.to_string()))?;
         let dest = manifest.destination_bucket_name();
         for (file, path) in manifest.files.iter().zip(files) {
             let reader = HashingReader::new(std::fs::File::open(path)?);
-            let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 17, reader));
-            let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(gz);
+            let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+                1 << 17,
+                reader,
+            ));
+            let mut csv = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(gz);
             let mut rec = csv::ByteRecord::new();
             let mut row = 0u64;
             loop {
@@ -422,11 +549,17 @@ impl<S: ObjectStore> Engine<'_, S> {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
-                        return Err(SuiteError::bad_object(dest, &file.key, format!("row {}: not readable as gzipped CSV: {e}", row + 1)))
+                        return Err(SuiteError::bad_object(
+                            dest,
+                            &file.key,
+                            format!("row {}: not readable as gzipped CSV: {e}", row + 1),
+                        ))
                     }
                 }
                 row += 1;
-                let entry = schema.entry(&rec, row).map_err(|e| SuiteError::bad_object(dest, &file.key, e.to_string()))?;
+                let entry = schema
+                    .entry(&rec, row)
+                    .map_err(|e| SuiteError::bad_object(dest, &file.key, e.to_string()))?;
                 let Some(entry) = entry else { continue };
                 if prefixes.iter().any(|p| entry.key.starts_with(p.as_str())) {
                     sorter.push(entry)?;
@@ -443,7 +576,12 @@ impl<S: ObjectStore> Engine<'_, S> {
         Ok(sorter.finish()?)
     }
 
-    async fn download_files(&self, side: &str, manifest: &Manifest, stop_at: Instant) -> SuiteResult<Vec<PathBuf>> {
+    async fn download_files(
+        &self,
+        side: &str,
+        manifest: &Manifest,
+        stop_at: Instant,
+    ) -> SuiteResult<Vec<PathBuf>> {
         let dest = manifest.destination_bucket_name();
         let dir = self.scratch.join(format!("files-{side}"));
         std::fs::create_dir_all(&dir)?;
@@ -516,7 +654,13 @@ impl<S: ObjectStore> Engine<'_, S> {
             let _ = std::fs::remove_file(f);
         }
         let prefixes = cp.request.prefixes.clone();
-        let prefix_of = |k: &str| prefixes.iter().find(|p| k.starts_with(p.as_str())).cloned().unwrap_or_default();
+        let prefix_of = |k: &str| {
+            prefixes
+                .iter()
+                .find(|p| k.starts_with(p.as_str()))
+                .cloned()
+                .unwrap_or_default()
+        };
         let mut mj = MergeJoin::new();
         const PAGE: usize = 4096;
         loop {
@@ -524,15 +668,21 @@ impl<S: ObjectStore> Engine<'_, S> {
                 Step::NeedPrimary => {
                     let page = ps.next_page(PAGE)?;
                     let last = page.len() < PAGE;
-                    mj.feed_primary(page, last).map_err(|e| SuiteError::Internal(e.to_string()))?;
+                    mj.feed_primary(page, last)
+                        .map_err(|e| SuiteError::Internal(e.to_string()))?;
                 }
                 Step::NeedReplica => {
                     let page = rs.next_page(PAGE)?;
                     let last = page.len() < PAGE;
-                    mj.feed_replica(page, last).map_err(|e| SuiteError::Internal(e.to_string()))?;
+                    mj.feed_replica(page, last)
+                        .map_err(|e| SuiteError::Internal(e.to_string()))?;
                 }
                 Step::Pair(p, r) => {
-                    let key = p.as_ref().or(r.as_ref()).map(|e| e.key.as_str()).unwrap_or_default();
+                    let key = p
+                        .as_ref()
+                        .or(r.as_ref())
+                        .map(|e| e.key.as_str())
+                        .unwrap_or_default();
                     let prefix = prefix_of(key);
                     self.record(cp, writer, &prefix, p.as_ref(), r.as_ref())?;
                 }
@@ -541,7 +691,9 @@ impl<S: ObjectStore> Engine<'_, S> {
         }
         let duplicates = ps.duplicates + rs.duplicates;
         if duplicates > 0 {
-            warnings.push(format!("{duplicates} duplicate current-version rows were ignored (a malformed inventory?)"));
+            warnings.push(format!(
+                "{duplicates} duplicate current-version rows were ignored (a malformed inventory?)"
+            ));
         }
         let created = |m: &Manifest| m.created_secs().map(rfc3339);
         Ok(InventoryInfo {
@@ -565,15 +717,21 @@ impl<S: ObjectStore> Engine<'_, S> {
     ) -> SuiteResult<Summary> {
         let csv_key = loc.key("-drift.csv.gz");
         if cp.parts.is_empty() {
-            self.store.put_file(&loc.bucket, &csv_key, &last_part, "text/csv", Some("gzip")).await?;
+            self.store
+                .put_file(&loc.bucket, &csv_key, &last_part, "text/csv", Some("gzip"))
+                .await?;
         } else {
             // Gzip members concatenate into one valid gzip stream: append the earlier parts and
             // this one into one file, upload it, and only then delete the parts.
-            let joined = self.scratch.join(format!("{}-joined.csv.gz", cp.request.run_id));
+            let joined = self
+                .scratch
+                .join(format!("{}-joined.csv.gz", cp.request.run_id));
             {
                 let mut out = std::io::BufWriter::new(std::fs::File::create(&joined)?);
                 for (i, key) in cp.parts.iter().enumerate() {
-                    let tmp = self.scratch.join(format!("{}-dl-{i}.csv.gz", cp.request.run_id));
+                    let tmp = self
+                        .scratch
+                        .join(format!("{}-dl-{i}.csv.gz", cp.request.run_id));
                     self.store.download(&loc.bucket, key, &tmp).await?;
                     std::io::copy(&mut std::fs::File::open(&tmp)?, &mut out)?;
                     let _ = std::fs::remove_file(&tmp);
@@ -581,7 +739,9 @@ impl<S: ObjectStore> Engine<'_, S> {
                 std::io::copy(&mut std::fs::File::open(&last_part)?, &mut out)?;
                 std::io::Write::flush(&mut out)?;
             }
-            self.store.put_file(&loc.bucket, &csv_key, &joined, "text/csv", Some("gzip")).await?;
+            self.store
+                .put_file(&loc.bucket, &csv_key, &joined, "text/csv", Some("gzip"))
+                .await?;
             let _ = std::fs::remove_file(&joined);
         }
         let _ = std::fs::remove_file(&last_part);
@@ -594,7 +754,9 @@ impl<S: ObjectStore> Engine<'_, S> {
             drift_csv: loc.uri(&csv_key),
         });
         let json = serde_json::to_value(&s).map_err(|e| SuiteError::Internal(e.to_string()))?;
-        ReportWriter::new(self.store, loc.clone()).finish(&json, &markdown(&s)).await?;
+        ReportWriter::new(self.store, loc.clone())
+            .finish(&json, &markdown(&s))
+            .await?;
         // Clean-up after the report is complete; a failure here leaves only litter.
         for key in &cp.parts {
             let _ = self.store.delete(&loc.bucket, key).await;
@@ -604,7 +766,7 @@ impl<S: ObjectStore> Engine<'_, S> {
             let mut done = cp.clone();
             done.report_json_key = Some(loc.json_key());
             done.sample.clear();
-            self.save_checkpoint(&done).await?;
+            self.save_checkpoint(&mut done).await?;
         }
         Ok(s)
     }

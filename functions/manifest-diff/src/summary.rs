@@ -76,7 +76,11 @@ pub fn status_str(s: Status) -> &'static str {
 }
 
 /// Per-prefix summaries, the overall status and warnings for empty prefixes.
-pub fn judge(prefixes: &[String], tally: &Tally, threshold: f64) -> (Vec<PrefixSummary>, Counts, Status, Vec<String>) {
+pub fn judge(
+    prefixes: &[String],
+    tally: &Tally,
+    threshold: f64,
+) -> (Vec<PrefixSummary>, Counts, Status, Vec<String>) {
     let mut out = Vec::with_capacity(prefixes.len());
     let mut warnings = Vec::new();
     let mut any_drift = false;
@@ -111,13 +115,18 @@ fn md_escape(s: &str) -> String {
 }
 
 fn pct(r: Option<f64>) -> String {
-    r.map(|r| format!("{:.4} %", r * 100.0)).unwrap_or_else(|| "n/a".into())
+    r.map(|r| format!("{:.4} %", r * 100.0))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 pub fn markdown(s: &Summary) -> String {
     use std::fmt::Write;
     let mut m = String::new();
-    let _ = writeln!(m, "# Manifest diff: `{}` → `{}`: **{}**\n", s.primary_bucket, s.replica_bucket, s.status);
+    let _ = writeln!(
+        m,
+        "# Manifest diff: `{}` → `{}`: **{}**\n",
+        s.primary_bucket, s.replica_bucket, s.status
+    );
     let _ = writeln!(
         m,
         "Drift {} of eligible primary objects against a threshold of {} %. Source: {}. Reference time {} (changes within {} h are pending, not drift). Run `{}`, {} invocation(s), {:.1} s.\n",
@@ -130,7 +139,10 @@ pub fn markdown(s: &Summary) -> String {
         s.invocations,
         s.duration_seconds
     );
-    let _ = writeln!(m, "| prefix | status | eligible | missing | extra | mismatched | pending | drift |");
+    let _ = writeln!(
+        m,
+        "| prefix | status | eligible | missing | extra | mismatched | pending | drift |"
+    );
     let _ = writeln!(m, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for p in &s.prefixes {
         let c = &p.counts;
@@ -188,15 +200,31 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(m);
     }
     if s.drifting_keys > 0 {
-        let _ = writeln!(m, "## Drifting and pending keys ({} in all)\n", s.drifting_keys);
+        let _ = writeln!(
+            m,
+            "## Drifting and pending keys ({} in all)\n",
+            s.drifting_keys
+        );
         if let Some(r) = &s.report {
-            let _ = writeln!(m, "The full list is `{}` (gzipped CSV). The first {}:\n", r.drift_csv, s.sample.len());
+            let _ = writeln!(
+                m,
+                "The full list is `{}` (gzipped CSV). The first {}:\n",
+                r.drift_csv,
+                s.sample.len()
+            );
         }
         let _ = writeln!(m, "| class | key | primary size | replica size |");
         let _ = writeln!(m, "| --- | --- | ---: | ---: |");
         for r in &s.sample {
             let size = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
-            let _ = writeln!(m, "| {} | `{}` | {} | {} |", r.class.as_str(), md_escape(&r.key), size(r.primary_size), size(r.replica_size));
+            let _ = writeln!(
+                m,
+                "| {} | `{}` | {} | {} |",
+                r.class.as_str(),
+                md_escape(&r.key),
+                size(r.primary_size),
+                size(r.replica_size)
+            );
         }
     }
     m

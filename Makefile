@@ -1,0 +1,68 @@
+# The suite's entry points. `make demo` and `make test` are the two set-up commands: on a
+# fresh machine they install what they need (tools/bootstrap.sh) and start the local
+# stand-ins themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+MOTO_PORT ?= 5599
+WATCH_PORT ?= 9599
+FN ?= manifest-diff
+EVENT ?= events/manifest-diff/schedule-list.json
+export MOTO_PORT WATCH_PORT
+
+VENV_BIN := $(CURDIR)/.venv/bin
+export PATH := $(VENV_BIN):$(PATH)
+LOCAL_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
+
+.PHONY: help bootstrap up down demo test test-unit lint fmt package watch invoke bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap: ## Install moto, the AWS CLI and cargo-lambda into .venv
+	@tools/bootstrap.sh
+
+up: bootstrap ## Start moto and cargo lambda watch in the background (ports MOTO_PORT, WATCH_PORT)
+	@tools/local-aws.sh start
+
+down: ## Stop what `make up` started
+	@tools/local-aws.sh stop
+
+demo: up ## Seed a primary and a DR bucket with drift, run manifest-diff through the Lambda emulator, print the summary
+	@tools/demo.sh
+
+test: bootstrap ## All tests: unit, integration against moto, end to end through cargo lambda watch and the AWS CLI
+	cargo test --workspace --all-targets -- --test-threads=4
+
+test-unit: ## Unit tests only (no services)
+	cargo test --workspace --lib --bins
+
+lint: ## rustfmt and clippy, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+package: bootstrap ## Build every function as an arm64 Lambda zip (target/lambda/<fn>/bootstrap.zip) and print the sizes
+	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+	cargo lambda build --release --arm64 --output-format zip
+	@for z in target/lambda/*/bootstrap.zip; do printf '%-40s %8d bytes\n' "$$z" "$$(stat -c %s "$$z")"; done
+
+watch: bootstrap ## Run cargo lambda watch in the foreground, functions configured by tools/local.env
+	@tools/local-aws.sh env >/dev/null
+	cargo lambda watch -A 127.0.0.1 -P $(WATCH_PORT) --env-file tools/local.env --env-var AWS_ENDPOINT_URL=http://127.0.0.1:$(MOTO_PORT)
+
+invoke: up ## Run FN once with EVENT through the Lambda emulator; prints the JSON response on stdout
+	@out=$$(mktemp); \
+	if $(LOCAL_AWS) AWS_MAX_ATTEMPTS=1 aws lambda invoke --endpoint-url http://127.0.0.1:$(WATCH_PORT) \
+	  --cli-read-timeout 0 --function-name $(FN) --payload fileb://$(EVENT) $$out >/dev/null 2>$$out.err; then \
+	  cat $$out; echo; rm -f $$out $$out.err; \
+	else cat $$out 2>/dev/null; cat $$out.err >&2; rm -f $$out $$out.err; exit 1; fi
+
+bench: ## Benchmarks (see docs/benchmarks.md)
+	cargo bench -p manifest-diff
+
+clean: down
+	cargo clean
+	rm -rf .local
