@@ -60,8 +60,10 @@ invoke: up ## Run FN once with EVENT through the Lambda emulator; prints the JSO
 	  cat $$out; echo; rm -f $$out $$out.err; \
 	else cat $$out 2>/dev/null; cat $$out.err >&2; rm -f $$out $$out.err; exit 1; fi
 
-bench: ## Benchmarks (see docs/benchmarks.md)
-	cargo bench -p manifest-diff
+OBJECTS ?= 10000000
+bench: bootstrap ## Benchmarks side by side with their peers (docs/benchmarks.md); OBJECTS=… per side
+	@$(VENV_BIN)/pip install --quiet --disable-pip-version-check -r tools/requirements-bench.txt
+	cargo bench -p manifest-diff --bench inventory_join -- --objects $(OBJECTS)
 
 clean: down
 	cargo clean

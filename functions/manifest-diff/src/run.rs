@@ -1,7 +1,6 @@
 //! One manifest-diff run, written against the [`ObjectStore`] port: list or inventory mode,
 //! checkpoint before the deadline (list mode), the drift CSV, and the reports.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,8 +14,8 @@ use shared::{SuiteError, SuiteResult};
 
 use crate::diff::{classify, MergeJoin, Policy, Step, Tally};
 use crate::drift_csv::{DriftRow, DriftWriter};
-use crate::extsort::{ExternalSorter, Sorted};
 use crate::inventory::Manifest;
+use crate::inventory_load::{load_side, local_files, merge_sorted};
 use crate::model::{normalize_etag, Entry};
 use crate::request::{InventorySource, Request, Resume, S3Location, Source};
 use crate::summary::{judge, markdown, status_str, InventoryInfo, ReportKeys, Summary};
@@ -517,65 +516,6 @@ impl<S: ObjectStore> Engine<'_, S> {
         ))
     }
 
-    /// Reads one side's inventory into an external sorter, keeping rows under the prefixes.
-    fn load_side(
-        &self,
-        side: &str,
-        manifest: &Manifest,
-        files: &[PathBuf],
-        prefixes: &[String],
-    ) -> SuiteResult<Sorted> {
-        let dir = self.scratch.join(format!("sort-{side}"));
-        std::fs::create_dir_all(&dir)?;
-        let mut sorter = ExternalSorter::new(&dir, self.sort_budget_bytes);
-        let schema = manifest
-            .schema()
-            .map_err(|e| SuiteError::Internal(e.to_string()))?;
-        let dest = manifest.destination_bucket_name();
-        for (file, path) in manifest.files.iter().zip(files) {
-            let reader = HashingReader::new(std::fs::File::open(path)?);
-            let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
-                1 << 17,
-                reader,
-            ));
-            let mut csv = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(gz);
-            let mut rec = csv::ByteRecord::new();
-            let mut row = 0u64;
-            loop {
-                match csv.read_byte_record(&mut rec) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        return Err(SuiteError::bad_object(
-                            dest,
-                            &file.key,
-                            format!("row {}: not readable as gzipped CSV: {e}", row + 1),
-                        ))
-                    }
-                }
-                row += 1;
-                let entry = schema
-                    .entry(&rec, row)
-                    .map_err(|e| SuiteError::bad_object(dest, &file.key, e.to_string()))?;
-                let Some(entry) = entry else { continue };
-                if prefixes.iter().any(|p| entry.key.starts_with(p.as_str())) {
-                    sorter.push(entry)?;
-                }
-            }
-            let hashing = csv.into_inner().into_inner().into_inner();
-            if let Some(expected) = &file.md5 {
-                let actual = hashing.finish();
-                if !expected.eq_ignore_ascii_case(&actual) {
-                    return Err(SuiteError::bad_object(dest, &file.key, format!("MD5 {actual} does not match the manifest's MD5checksum {expected}: the file is corrupt or was replaced")));
-                }
-            }
-        }
-        Ok(sorter.finish()?)
-    }
-
     async fn download_files(
         &self,
         side: &str,
@@ -644,15 +584,32 @@ impl<S: ObjectStore> Engine<'_, S> {
             cp.tally.ensure(p);
         }
         let pfiles = self.download_files("primary", &pm, stop_at).await?;
-        let mut ps = self.load_side("primary", &pm, &pfiles, &cp.request.prefixes)?;
-        for f in &pfiles {
-            let _ = std::fs::remove_file(f);
-        }
         let rfiles = self.download_files("replica", &rm, stop_at).await?;
-        let mut rs = self.load_side("replica", &rm, &rfiles, &cp.request.prefixes)?;
-        for f in &rfiles {
+        // The two sides are independent until the join: read and sort them on two threads.
+        let (ps, rs) = {
+            let prefixes = &cp.request.prefixes;
+            let budget = self.sort_budget_bytes;
+            let (pdir, rdir) = (
+                self.scratch.join("sort-primary"),
+                self.scratch.join("sort-replica"),
+            );
+            let pinput = local_files(&pm, &pfiles);
+            let rinput = local_files(&rm, &rfiles);
+            std::thread::scope(|scope| {
+                let primary = scope.spawn(|| load_side(&pm, &pinput, prefixes, &pdir, budget));
+                let replica = load_side(&rm, &rinput, prefixes, &rdir, budget);
+                let primary = primary.join().unwrap_or_else(|_| {
+                    Err(SuiteError::Internal(
+                        "the primary side's reader panicked".into(),
+                    ))
+                });
+                (primary, replica)
+            })
+        };
+        for f in pfiles.iter().chain(&rfiles) {
             let _ = std::fs::remove_file(f);
         }
+        let (mut ps, mut rs) = (ps?, rs?);
         let prefixes = cp.request.prefixes.clone();
         let prefix_of = |k: &str| {
             prefixes
@@ -661,34 +618,15 @@ impl<S: ObjectStore> Engine<'_, S> {
                 .cloned()
                 .unwrap_or_default()
         };
-        let mut mj = MergeJoin::new();
-        const PAGE: usize = 4096;
-        loop {
-            match mj.step() {
-                Step::NeedPrimary => {
-                    let page = ps.next_page(PAGE)?;
-                    let last = page.len() < PAGE;
-                    mj.feed_primary(page, last)
-                        .map_err(|e| SuiteError::Internal(e.to_string()))?;
-                }
-                Step::NeedReplica => {
-                    let page = rs.next_page(PAGE)?;
-                    let last = page.len() < PAGE;
-                    mj.feed_replica(page, last)
-                        .map_err(|e| SuiteError::Internal(e.to_string()))?;
-                }
-                Step::Pair(p, r) => {
-                    let key = p
-                        .as_ref()
-                        .or(r.as_ref())
-                        .map(|e| e.key.as_str())
-                        .unwrap_or_default();
-                    let prefix = prefix_of(key);
-                    self.record(cp, writer, &prefix, p.as_ref(), r.as_ref())?;
-                }
-                Step::Done => break,
-            }
-        }
+        merge_sorted(&mut ps, &mut rs, |p, r| {
+            let key = p
+                .as_ref()
+                .or(r.as_ref())
+                .map(|e| e.key.as_str())
+                .unwrap_or_default();
+            let prefix = prefix_of(key);
+            self.record(cp, writer, &prefix, p.as_ref(), r.as_ref())
+        })?;
         let duplicates = ps.duplicates + rs.duplicates;
         if duplicates > 0 {
             warnings.push(format!(
@@ -769,32 +707,5 @@ impl<S: ObjectStore> Engine<'_, S> {
             self.save_checkpoint(&mut done).await?;
         }
         Ok(s)
-    }
-}
-
-/// MD5 of the bytes read through it, to check each inventory file against the manifest.
-struct HashingReader<R> {
-    inner: R,
-    hasher: md5::Md5,
-}
-
-impl<R> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: <md5::Md5 as md5::Digest>::new(),
-        }
-    }
-
-    fn finish(self) -> String {
-        hex::encode(<md5::Md5 as md5::Digest>::finalize(self.hasher))
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        <md5::Md5 as md5::Digest>::update(&mut self.hasher, &buf[..n]);
-        Ok(n)
     }
 }
