@@ -28,8 +28,10 @@ up: bootstrap ## Start moto and cargo lambda watch in the background (ports MOTO
 down: ## Stop what `make up` started
 	@tools/local-aws.sh stop
 
-demo: up ## Seed a primary and a DR bucket with drift, run manifest-diff through the Lambda emulator, print the summary
+demo: up ## Run each function through the Lambda emulator against moto and print what it did
 	@tools/demo.sh
+	@tools/demo-lifecycle.sh
+	@tools/demo-export.sh
 
 test: bootstrap ## All tests: unit, integration against moto, end to end through cargo lambda watch and the AWS CLI
 	cargo test --workspace --all-targets -- --test-threads=4

@@ -63,7 +63,7 @@ fn write_side(dir: &Path, bucket: &str, n: u64, replica: bool) -> std::io::Resul
         })
         .collect::<std::io::Result<_>>()?;
     // A multiplicative permutation of 0..n scatters keys across files in no order.
-    let step = 2_654_435_761u64 % n.max(2) | 1;
+    let step = (2_654_435_761u64 % n.max(2)) | 1;
     let step = if gcd(step, n) == 1 { step } else { 1 };
     let mut line = String::with_capacity(256);
     for j in 0..n {
@@ -220,7 +220,33 @@ fn run_child(cmd: &mut Command) -> serde_json::Value {
     serde_json::from_str(text.lines().last().unwrap_or("{}")).expect("child JSON")
 }
 
+/// Under `cargo test` (no `--bench` argument) the bench checks itself on a small data set:
+/// our path alone must find exactly the planted differences. No peer, no timing.
+fn smoke() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let n = 30_000;
+    write_side(&dir.path().join("primary"), "prod-files", n, false).expect("primary");
+    write_side(&dir.path().join("replica"), "dr-files", n, true).expect("replica");
+    let exe = std::env::current_exe().expect("exe");
+    let ours = run_child(Command::new(&exe).args([
+        "--ours",
+        &dir.path().display().to_string(),
+        "--sort-memory-mb",
+        "1",
+    ]));
+    assert_eq!(ours["missing"], 3, "{ours}");
+    assert_eq!(ours["extra"], 3, "{ours}");
+    assert_eq!(ours["mismatched"], 3, "{ours}");
+    assert_eq!(ours["eligible"], n - 3, "{ours}");
+    println!("inventory_join smoke: ok ({ours})");
+}
+
 fn main() {
+    let child = std::env::args().any(|a| a == "--ours");
+    if !child && !std::env::args().any(|a| a == "--bench") {
+        smoke();
+        return;
+    }
     let n: u64 = arg("--objects")
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);

@@ -40,7 +40,10 @@ impl Entry {
     /// Rough heap footprint, for the external sort's memory budget.
     pub fn footprint(&self) -> usize {
         // Plus about 16 bytes of allocator overhead for each of the two heap strings.
-        std::mem::size_of::<Entry>() + self.key.len() + self.etag.as_ref().map_or(0, |e| e.len()) + 32
+        std::mem::size_of::<Entry>()
+            + self.key.len()
+            + self.etag.as_ref().map_or(0, |e| e.len())
+            + 32
     }
 }
 
