@@ -63,9 +63,11 @@ invoke: up ## Run FN once with EVENT through the Lambda emulator; prints the JSO
 	else cat $$out 2>/dev/null; cat $$out.err >&2; rm -f $$out $$out.err; exit 1; fi
 
 OBJECTS ?= 10000000
-bench: bootstrap ## Benchmarks side by side with their peers (docs/benchmarks.md); OBJECTS=… per side
+EXPORT_MB ?= 1024
+bench: bootstrap ## Benchmarks side by side with their peers (docs/benchmarks.md); OBJECTS=… per side, EXPORT_MB=…
 	@$(VENV_BIN)/pip install --quiet --disable-pip-version-check -r tools/requirements-bench.txt
 	cargo bench -p manifest-diff --bench inventory_join -- --objects $(OBJECTS)
+	cargo bench -p export-compressor --bench compression -- --mb $(EXPORT_MB)
 
 clean: down
 	cargo clean
