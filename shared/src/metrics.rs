@@ -111,6 +111,14 @@ impl Emf {
     }
 }
 
+/// The `function_errors` metric every failed invocation emits, with its `error_class`.
+pub fn emit_error(common: &CommonConfig, err: &crate::SuiteError) {
+    let mut emf = Emf::new(common);
+    emf.metric("function_errors", 1.0, Unit::Count)
+        .property("error_class", err.class());
+    emf.emit();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,19 @@ pub fn invocation_span(ctx: &lambda_runtime::Context) -> tracing::Span {
     )
 }
 
+/// Time left before the invocation's deadline. Lambda sends the deadline as epoch
+/// milliseconds; `cargo lambda watch` sends the timeout itself (e.g. 600000), which no epoch
+/// time can be (that would be 1970), so a small value is read as a duration.
+pub fn time_left(deadline_ms: u64, now_ms: i64) -> std::time::Duration {
+    use std::time::Duration;
+    const YEAR_2001_MS: u64 = 978_307_200_000;
+    if deadline_ms < YEAR_2001_MS {
+        Duration::from_millis(deadline_ms)
+    } else {
+        Duration::from_millis((deadline_ms as i64 - now_ms).max(0) as u64)
+    }
+}
+
 /// Extracts the W3C-style 32-hex trace id from an X-Ray header
 /// (`Root=1-5759e988-bd862e3fe1be46a994272793;Parent=…;Sampled=1`).
 pub fn trace_id_from_xray(header: Option<&str>) -> Option<String> {
@@ -300,6 +313,15 @@ mod tests {
         assert_eq!(v["bucket"], "prod");
         assert_eq!(v["count"], 3);
         assert_eq!(v["level"], "INFO");
+    }
+
+    #[test]
+    fn deadline_from_lambda_and_from_the_emulator() {
+        use std::time::Duration;
+        let now = 1_795_750_000_000i64;
+        assert_eq!(time_left(now as u64 + 90_000, now), Duration::from_secs(90));
+        assert_eq!(time_left(now as u64 - 5, now), Duration::ZERO);
+        assert_eq!(time_left(600_000, now), Duration::from_secs(600));
     }
 
     #[test]

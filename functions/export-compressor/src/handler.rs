@@ -162,13 +162,6 @@ pub fn metric_documents(common: &CommonConfig, o: &Outcome) -> Vec<Emf> {
     docs
 }
 
-pub fn emit_error_metric(common: &CommonConfig, err: &SuiteError) {
-    let mut emf = Emf::new(common);
-    emf.metric("function_errors", 1.0, Unit::Count)
-        .property("error_class", err.class());
-    emf.emit();
-}
-
 /// The handler `main` registers.
 pub async fn handle<S: ExportStore>(
     deps: &Deps<S>,
@@ -179,7 +172,7 @@ pub async fn handle<S: ExportStore>(
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {
             tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            emit_error_metric(&deps.common, e);
+            shared::metrics::emit_error(&deps.common, e);
         }
         result
     }

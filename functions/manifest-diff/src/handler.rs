@@ -229,25 +229,6 @@ pub fn metric_documents(common: &CommonConfig, s: &Summary) -> Vec<Emf> {
     docs
 }
 
-pub fn emit_error_metric(common: &CommonConfig, err: &SuiteError) {
-    let mut emf = Emf::new(common);
-    emf.metric("function_errors", 1.0, Unit::Count)
-        .property("error_class", err.class());
-    emf.emit();
-}
-
-/// Time left before the invocation's deadline. Lambda sends the deadline as epoch
-/// milliseconds; `cargo lambda watch` sends the timeout itself (e.g. 600000), which no epoch
-/// time can be (that would be 1970), so a small value is read as a duration.
-pub fn time_left(deadline_ms: u64, now_ms: i64) -> Duration {
-    const YEAR_2001_MS: u64 = 978_307_200_000;
-    if deadline_ms < YEAR_2001_MS {
-        Duration::from_millis(deadline_ms)
-    } else {
-        Duration::from_millis((deadline_ms as i64 - now_ms).max(0) as u64)
-    }
-}
-
 /// The handler `main` registers.
 pub async fn handle<S: ObjectStore>(
     deps: &Deps<S>,
@@ -258,7 +239,7 @@ pub async fn handle<S: ObjectStore>(
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {
             tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            emit_error_metric(&deps.common, e);
+            shared::metrics::emit_error(&deps.common, e);
         }
         result
     }
@@ -288,7 +269,7 @@ async fn handle_inner<S: ObjectStore>(
 
     // Stop early enough to write the checkpoint before Lambda kills the invocation.
     // The margin is capped at a fifth of the time left, so short timeouts still make progress.
-    let left = time_left(ctx.deadline, chrono::Utc::now().timestamp_millis());
+    let left = shared::telemetry::time_left(ctx.deadline, chrono::Utc::now().timestamp_millis());
     let mut budget = left.saturating_sub(deps.margin.min(left / 5));
     if let Some(max) = payload.max_runtime_seconds {
         budget = budget.min(Duration::from_secs(max));
@@ -357,14 +338,6 @@ async fn handle_inner<S: ObjectStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deadline_from_lambda_and_from_the_emulator() {
-        let now = 1_795_750_000_000i64;
-        assert_eq!(time_left(now as u64 + 90_000, now), Duration::from_secs(90));
-        assert_eq!(time_left(now as u64 - 5, now), Duration::ZERO);
-        assert_eq!(time_left(600_000, now), Duration::from_secs(600));
-    }
 
     /// The metric names are a contract: every one emitted is documented, with its unit.
     #[test]
