@@ -1,0 +1,1 @@
+//! fault-proxy (skeleton: being built).

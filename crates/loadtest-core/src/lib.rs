@@ -1,0 +1,1 @@
+//! loadtest-core (skeleton: being built).

@@ -1,0 +1,1 @@
+//! loadtest-target (skeleton: being built).

@@ -1,0 +1,1 @@
+//! slo (skeleton: being built).

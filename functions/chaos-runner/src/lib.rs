@@ -1,0 +1,1 @@
+//! chaos-runner (skeleton: being built).

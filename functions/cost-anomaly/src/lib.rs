@@ -1,0 +1,1 @@
+//! cost-anomaly (skeleton: being built).

@@ -1,0 +1,1 @@
+//! dr-restore (skeleton: being built).

@@ -1,0 +1,1 @@
+//! loadtest-coordinator (skeleton: being built).

@@ -1,0 +1,1 @@
+//! loadtest-shard (skeleton: being built).

@@ -1,0 +1,1 @@
+//! uptime-probe (skeleton: being built).

@@ -1,0 +1,1 @@
+//! worker-scaler (skeleton: being built).
