@@ -14,7 +14,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 LOCAL_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help bootstrap up down demo test test-unit lint fmt package watch invoke bench clean
+.PHONY: help bootstrap services up down demo test test-unit lint fmt package watch invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,18 +22,20 @@ help: ## List the targets
 bootstrap: ## Install moto, the AWS CLI and cargo-lambda into .venv
 	@tools/bootstrap.sh
 
+services: ## Start the machine's PostgreSQL and Redis if stopped; install Prometheus if missing
+	@tools/services.sh
+
 up: bootstrap ## Start moto and cargo lambda watch in the background (ports MOTO_PORT, WATCH_PORT)
 	@tools/local-aws.sh start
 
 down: ## Stop what `make up` started
 	@tools/local-aws.sh stop
 
-demo: up ## Run each function through the Lambda emulator against moto and print what it did
-	@tools/demo.sh
-	@tools/demo-lifecycle.sh
-	@tools/demo-export.sh
+DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh
+demo: up services ## Run each function through the Lambda emulator against moto and print what it did
+	@set -e; for d in $(DEMOS); do echo; echo "=== $$d"; bash $$d; done
 
-test: bootstrap ## All tests: unit, integration against moto, end to end through cargo lambda watch and the AWS CLI
+test: bootstrap services ## All tests: unit, integration against moto, end to end through cargo lambda watch and the AWS CLI
 	cargo test --workspace --all-targets -- --test-threads=4
 
 test-unit: ## Unit tests only (no services)
