@@ -5,6 +5,7 @@
 //! - [`aws`]: the one place that builds AWS clients (endpoint override, path-style, retries,
 //!   timeouts, checksum policy);
 //! - [`telemetry`]: JSON `tracing` logs with request/trace/span ids and field masking;
+//! - [`otel`]: OpenTelemetry spans (invocation, AWS calls) exported over OTLP/HTTP JSON;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines;
 //! - [`store`] and [`report`]: the object-store port, its S3 adapter, and the report writer;
 //! - [`error`]: the classified error every handler returns;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod otel;
 pub mod report;
 pub mod store;
 pub mod telemetry;

@@ -24,28 +24,89 @@ use crate::config::CommonConfig;
 
 pub const MASK: &str = "***";
 
-/// Installs the global subscriber. Call once, first thing in `main`.
+/// Installs the global subscriber: JSON logs on stdout (level from `RUST_LOG` or
+/// `AWS_LAMBDA_LOG_LEVEL`, default info) and OpenTelemetry spans ([`crate::otel`]: ids
+/// always, export when an OTLP endpoint is configured). Call once, first thing in `main`.
 pub fn init(common: &CommonConfig) {
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let layer = JsonLayer::new(std::io::stdout, common);
+    let vars = crate::config::Vars::from_process();
+    let resource = vec![
+        ("service.name".to_string(), common.function_name.clone()),
+        (
+            "deployment.environment".to_string(),
+            common.environment.clone(),
+        ),
+        ("service.version".to_string(), common.deployment.clone()),
+        ("cloud.provider".to_string(), "aws".to_string()),
+        (
+            "faas.name".to_string(),
+            vars.or("AWS_LAMBDA_FUNCTION_NAME", &common.function_name),
+        ),
+    ];
+    let exporter = match crate::otel::Exporter::from_env(&vars, resource) {
+        Ok(e) => e.map(std::sync::Arc::new),
+        Err(e) => {
+            // Tracing must not stop the function: say what is wrong and run without export.
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "ERROR", "message": "OpenTelemetry export disabled", "error": e.to_string()})
+            );
+            None
+        }
+    };
+    // The OTel layer sees info-and-above spans plus the AWS SDK's per-operation spans (debug
+    // level, marked by `rpc.system`), and error events (to set a span's status).
+    let otel_filter = tracing_subscriber::filter::filter_fn(|m| {
+        if m.is_span() {
+            *m.level() <= tracing::Level::INFO || m.fields().field("rpc.system").is_some()
+        } else {
+            *m.level() == tracing::Level::ERROR
+        }
+    });
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(layer)
+        .with(layer.with_filter(filter))
+        .with(crate::otel::OtelLayer::new(exporter).with_filter(otel_filter))
         .try_init();
 }
 
 /// The span each invocation runs in; its fields appear on every log line inside it.
 pub fn invocation_span(ctx: &lambda_runtime::Context) -> tracing::Span {
-    let trace_id = trace_id_from_xray(ctx.xray_trace_id.as_deref()).unwrap_or_else(new_trace_id);
-    tracing::info_span!(
-        "invocation",
-        request_id = %ctx.request_id,
-        trace_id = %trace_id,
-        span_id = %new_span_id(),
-    )
+    invocation_span_from(ctx, &Value::Null)
+}
+
+/// The invocation span, continuing the caller's trace when the payload carries a W3C
+/// `traceparent` (a coordinator's shard invocation, a manual invoke), else the X-Ray trace.
+pub fn invocation_span_from(ctx: &lambda_runtime::Context, payload: &Value) -> tracing::Span {
+    let incoming = payload
+        .get("traceparent")
+        .and_then(Value::as_str)
+        .filter(|tp| crate::otel::parse_traceparent(tp).is_some());
+    match incoming {
+        Some(tp) => {
+            let trace_id = tp.get(3..35).unwrap_or_default().to_string();
+            tracing::info_span!(
+                "invocation",
+                request_id = %ctx.request_id,
+                trace_id = %trace_id,
+                span_id = %new_span_id(),
+                traceparent = %tp,
+            )
+        }
+        None => {
+            let trace_id =
+                trace_id_from_xray(ctx.xray_trace_id.as_deref()).unwrap_or_else(new_trace_id);
+            tracing::info_span!(
+                "invocation",
+                request_id = %ctx.request_id,
+                trace_id = %trace_id,
+                span_id = %new_span_id(),
+            )
+        }
+    }
 }
 
 /// Time left before the invocation's deadline. Lambda sends the deadline as epoch
@@ -225,6 +286,14 @@ where
                 }
             }
         }
+        // The innermost span's OpenTelemetry ids, so a log line and its span correlate.
+        if let Some(ids) = ctx.event_scope(event).and_then(|mut scope| {
+            scope.find_map(|span| span.extensions().get::<crate::otel::OtelIds>().copied())
+        }) {
+            line.insert("trace_id".into(), Value::String(ids.trace_hex()));
+            line.insert("span_id".into(), Value::String(ids.span_hex()));
+        }
+        line.remove("traceparent");
         event.record(&mut JsonVisitor {
             out: &mut line,
             mask: &self.mask,
