@@ -14,7 +14,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 LOCAL_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help bootstrap services up down demo test test-unit lint fmt package watch invoke bench clean
+.PHONY: help bootstrap services up down demo test test-unit test-faults test-props lint fmt package watch invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,13 @@ bench: bootstrap ## Benchmarks side by side with their peers (docs/benchmarks.md
 	@$(VENV_BIN)/pip install --quiet --disable-pip-version-check -r tools/requirements-bench.txt
 	cargo bench -p manifest-diff --bench inventory_join -- --objects $(OBJECTS)
 	cargo bench -p export-compressor --bench compression -- --mb $(EXPORT_MB)
+	cargo bench -p loadtest-shard --bench loadgen -- --secs 10 --rate 20000 --connections 50 --streams 500
+
+test-faults: ## Fault-injection tests: the fault proxy in front of moto (docs/reliability.md)
+	cargo test -p fault-proxy -p fault-tests
+
+test-props: ## Property tests of every parser of outside data (docs/reliability.md)
+	PROPTEST_CASES=$${PROPTEST_CASES:-256} cargo test -p parser-props
 
 clean: down
 	cargo clean
