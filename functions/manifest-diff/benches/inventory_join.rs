@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use manifest_diff::diff::{classify, Policy, Tally};
 use manifest_diff::inventory::Manifest;
-use manifest_diff::inventory_load::{load_side, merge_sorted, LocalFile};
+use manifest_diff::inventory_load::LocalFile;
+use manifest_diff::partition::{join_partitioned, partition_side, partitions_for};
 
 const FILES: usize = 8;
 const SCHEMA: &str =
@@ -161,23 +162,25 @@ fn run_ours(root: &Path, budget_mb: usize) {
     let (rm, rf) = side_files(&root.join("replica"));
     let (pdir, rdir) = (scratch.path().join("p"), scratch.path().join("r"));
     let budget = budget_mb << 20;
+    let compressed = |m: &Manifest| m.files.iter().map(|f| f.size).sum::<u64>();
+    let parts = partitions_for(compressed(&pm).max(compressed(&rm)), budget);
     let (ps, rs) = std::thread::scope(|s| {
-        let h = s.spawn(|| load_side(&pm, &pf, &prefixes, &pdir, budget));
-        let r = load_side(&rm, &rf, &prefixes, &rdir, budget);
+        let h = s.spawn(|| partition_side(&pm, &pf, &prefixes, &pdir, parts));
+        let r = partition_side(&rm, &rf, &prefixes, &rdir, parts);
         (h.join().expect("thread"), r)
     });
-    let (mut ps, mut rs) = (ps.expect("primary"), rs.expect("replica"));
+    let (ps, rs) = (ps.expect("primary"), rs.expect("replica"));
     let policy = Policy {
         now: 1_795_654_800,
         lag_secs: 86_400,
     };
     let mut tally = Tally::default();
-    merge_sorted(&mut ps, &mut rs, |p, r| {
-        let c = classify(p.as_ref(), r.as_ref(), &policy);
-        tally.add("attachments/", c, p.as_ref(), r.as_ref());
+    join_partitioned(&ps, &rs, 2, |p, r| {
+        let c = classify(p, r, &policy);
+        tally.add("attachments/", c, p, r);
         Ok(())
     })
-    .expect("merge");
+    .expect("join");
     let t_all = tally.total();
     println!(
         "{}",

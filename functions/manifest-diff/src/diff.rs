@@ -256,6 +256,11 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, prefix: &str, class: Class, p: Option<&Entry>, r: Option<&Entry>) {
+        // Called once per key: look up before allocating the prefix's name.
+        if let Some(c) = self.by_prefix.get_mut(prefix) {
+            c.add(class, p, r);
+            return;
+        }
         self.by_prefix
             .entry(prefix.to_string())
             .or_default()

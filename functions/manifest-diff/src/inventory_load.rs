@@ -45,55 +45,68 @@ pub fn load_side(
 ) -> SuiteResult<Sorted> {
     std::fs::create_dir_all(sort_dir)?;
     let mut sorter = ExternalSorter::new(sort_dir, budget);
+    for file in files {
+        open_rows(manifest, file, |entry| {
+            if prefixes.iter().any(|p| entry.key.starts_with(p.as_str())) {
+                sorter.push(entry)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(sorter.finish()?)
+}
+
+/// Streams one data file's current-version rows to `f` (gunzip, CSV per the manifest's
+/// `fileSchema`), and checks the file's MD5 against the manifest once it is read.
+pub fn open_rows<F>(manifest: &Manifest, file: &LocalFile, mut f: F) -> SuiteResult<()>
+where
+    F: FnMut(Entry) -> SuiteResult<()>,
+{
     let schema = manifest
         .schema()
         .map_err(|e| SuiteError::Internal(e.to_string()))?;
     let dest = manifest.destination_bucket_name();
-    for file in files {
-        let reader = HashingReader::new(std::fs::File::open(&file.path)?);
-        let gz =
-            flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 17, reader));
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 17)
-            .from_reader(gz);
-        let mut rec = csv::ByteRecord::new();
-        let mut row = 0u64;
-        loop {
-            match csv.read_byte_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    return Err(SuiteError::bad_object(
-                        dest,
-                        &file.key,
-                        format!("row {}: not readable as gzipped CSV: {e}", row + 1),
-                    ))
-                }
-            }
-            row += 1;
-            let entry = schema
-                .entry(&rec, row)
-                .map_err(|e| SuiteError::bad_object(dest, &file.key, e.to_string()))?;
-            let Some(entry) = entry else { continue };
-            if prefixes.iter().any(|p| entry.key.starts_with(p.as_str())) {
-                sorter.push(entry)?;
-            }
-        }
-        let hashing = csv.into_inner().into_inner().into_inner();
-        if let Some(expected) = &file.md5 {
-            let actual = hashing.finish();
-            if !expected.eq_ignore_ascii_case(&actual) {
+    let reader = HashingReader::new(std::fs::File::open(&file.path)?);
+    let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 17, reader));
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 17)
+        .from_reader(gz);
+    let mut rec = csv::ByteRecord::new();
+    let mut row = 0u64;
+    loop {
+        match csv.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
                 return Err(SuiteError::bad_object(
                     dest,
                     &file.key,
-                    format!("MD5 {actual} does not match the manifest's MD5checksum {expected}: the file is corrupt or was replaced"),
-                ));
+                    format!("row {}: not readable as gzipped CSV: {e}", row + 1),
+                ))
             }
         }
+        row += 1;
+        let entry = schema
+            .entry(&rec, row)
+            .map_err(|e| SuiteError::bad_object(dest, &file.key, e.to_string()))?;
+        if let Some(entry) = entry {
+            f(entry)?;
+        }
     }
-    Ok(sorter.finish()?)
+    let hashing = csv.into_inner().into_inner().into_inner();
+    if let Some(expected) = &file.md5 {
+        let actual = hashing.finish();
+        if !expected.eq_ignore_ascii_case(&actual) {
+            return Err(SuiteError::bad_object(
+                dest,
+                &file.key,
+                format!("MD5 {actual} does not match the manifest's MD5checksum {expected}: the file is corrupt or was replaced"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Full outer join of two sorted sides, calling `f` once per key in byte order.

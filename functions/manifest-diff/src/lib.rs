@@ -12,6 +12,7 @@ pub mod handler;
 pub mod inventory;
 pub mod inventory_load;
 pub mod model;
+pub mod partition;
 pub mod request;
 pub mod run;
 pub mod summary;

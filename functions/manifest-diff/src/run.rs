@@ -15,8 +15,9 @@ use shared::{SuiteError, SuiteResult};
 use crate::diff::{classify, MergeJoin, Policy, Step, Tally};
 use crate::drift_csv::{DriftRow, DriftWriter};
 use crate::inventory::Manifest;
-use crate::inventory_load::{load_side, local_files, merge_sorted};
+use crate::inventory_load::local_files;
 use crate::model::{normalize_etag, Entry};
+use crate::partition::{join_partitioned, partition_side, partitions_for};
 use crate::request::{InventorySource, Request, Resume, S3Location, Source};
 use crate::summary::{judge, markdown, status_str, InventoryInfo, ReportKeys, Summary};
 
@@ -585,19 +586,22 @@ impl<S: ObjectStore> Engine<'_, S> {
         }
         let pfiles = self.download_files("primary", &pm, stop_at).await?;
         let rfiles = self.download_files("replica", &rm, stop_at).await?;
-        // The two sides are independent until the join: read and sort them on two threads.
+        // The two sides are independent until the join: partition them on two threads, then
+        // join partition by partition (see `partition`: bounded memory, no sort).
         let (ps, rs) = {
             let prefixes = &cp.request.prefixes;
-            let budget = self.sort_budget_bytes;
+            let compressed = |m: &Manifest| m.files.iter().map(|f| f.size).sum::<u64>();
+            let parts =
+                partitions_for(compressed(&pm).max(compressed(&rm)), self.sort_budget_bytes);
             let (pdir, rdir) = (
-                self.scratch.join("sort-primary"),
-                self.scratch.join("sort-replica"),
+                self.scratch.join("parts-primary"),
+                self.scratch.join("parts-replica"),
             );
             let pinput = local_files(&pm, &pfiles);
             let rinput = local_files(&rm, &rfiles);
             std::thread::scope(|scope| {
-                let primary = scope.spawn(|| load_side(&pm, &pinput, prefixes, &pdir, budget));
-                let replica = load_side(&rm, &rinput, prefixes, &rdir, budget);
+                let primary = scope.spawn(|| partition_side(&pm, &pinput, prefixes, &pdir, parts));
+                let replica = partition_side(&rm, &rinput, prefixes, &rdir, parts);
                 let primary = primary.join().unwrap_or_else(|_| {
                     Err(SuiteError::Internal(
                         "the primary side's reader panicked".into(),
@@ -609,25 +613,20 @@ impl<S: ObjectStore> Engine<'_, S> {
         for f in pfiles.iter().chain(&rfiles) {
             let _ = std::fs::remove_file(f);
         }
-        let (mut ps, mut rs) = (ps?, rs?);
+        let (ps, rs) = (ps?, rs?);
         let prefixes = cp.request.prefixes.clone();
         let prefix_of = |k: &str| {
             prefixes
                 .iter()
                 .find(|p| k.starts_with(p.as_str()))
-                .cloned()
+                .map(String::as_str)
                 .unwrap_or_default()
         };
-        merge_sorted(&mut ps, &mut rs, |p, r| {
-            let key = p
-                .as_ref()
-                .or(r.as_ref())
-                .map(|e| e.key.as_str())
-                .unwrap_or_default();
+        let duplicates = join_partitioned(&ps, &rs, 2, |p, r| {
+            let key = p.or(r).map(|e| e.key.as_str()).unwrap_or_default();
             let prefix = prefix_of(key);
-            self.record(cp, writer, &prefix, p.as_ref(), r.as_ref())
+            self.record(cp, writer, prefix, p, r)
         })?;
-        let duplicates = ps.duplicates + rs.duplicates;
         if duplicates > 0 {
             warnings.push(format!(
                 "{duplicates} duplicate current-version rows were ignored (a malformed inventory?)"
