@@ -14,7 +14,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 LOCAL_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help bootstrap services up down demo test test-unit test-faults test-props lint fmt package watch invoke bench clean
+.PHONY: help bootstrap services up down demo test test-unit test-faults test-props deploy iac-check lint fmt package watch invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ up: bootstrap ## Start moto and cargo lambda watch in the background (ports MOTO
 down: ## Stop what `make up` started
 	@tools/local-aws.sh stop
 
-DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh
+DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh tools/demo-chaos.sh
 demo: up services ## Run each function through the Lambda emulator against moto and print what it did
 	@set -e; for d in $(DEMOS); do echo; echo "=== $$d"; bash $$d; done
 
@@ -48,10 +48,18 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt:
 	cargo fmt --all
 
-package: bootstrap ## Build every function as an arm64 Lambda zip (target/lambda/<fn>/bootstrap.zip) and print the sizes
-	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
-	cargo lambda build --release --arm64 --output-format zip
-	@for z in target/lambda/*/bootstrap.zip; do printf '%-40s %8d bytes\n' "$$z" "$$(stat -c %s "$$z")"; done
+package: bootstrap ## Build every function as a reproducible arm64 zip (target/lambda/<fn>/bootstrap.zip), print sizes, fail over the 10 MB budget
+	@tools/package.sh
+
+ENV ?=
+deploy: package ## Package, then terraform apply infra/ for ENV=dev|staging|prod (docs/deploy.md)
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=dev|staging|prod" >&2; exit 2; }
+	terraform -chdir=infra init -input=false
+	terraform -chdir=infra workspace select -or-create $(ENV)
+	terraform -chdir=infra apply -var-file=environments/$(ENV).tfvars -var deployment=$$(git rev-parse --short HEAD)
+
+iac-check: ## Parse infra/ with python-hcl2 and run checkov (docs/iac.md)
+	@tools/iac-check.sh
 
 watch: bootstrap ## Run cargo lambda watch in the foreground, functions configured by tools/local.env
 	@tools/local-aws.sh env >/dev/null

@@ -43,3 +43,17 @@ resource "terraform_data" "workspace_guard" {
     }
   }
 }
+
+# The DR bucket's region (storage.tf); the deployment region unless dr_region is set.
+provider "aws" {
+  alias  = "dr"
+  region = var.dr_region != null ? var.dr_region : var.aws_region
+
+  default_tags {
+    tags = merge(var.tags, {
+      Project     = "platform-playbook"
+      Environment = var.environment
+      ManagedBy   = "terraform"
+    })
+  }
+}

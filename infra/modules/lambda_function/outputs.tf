@@ -26,3 +26,8 @@ output "dlq_arn" {
 output "dlq_url" {
   value = aws_sqs_queue.failures.url
 }
+
+output "failure_destination_arn" {
+  description = "Where failed asynchronous invocations go: the topic if failure_topic_arn is set, else the queue."
+  value       = coalesce(var.failure_topic_arn, aws_sqs_queue.failures.arn)
+}

@@ -99,3 +99,52 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# ---- Optional, added later: every one has a default that keeps earlier callers unchanged ----
+
+variable "failure_topic_arn" {
+  description = "SNS topic for the on-failure destination of asynchronous invocations instead of the module's SQS queue (the queue still exists: Scheduler and EventBridge dead-letter there). null: the queue."
+  type        = string
+  default     = null
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions; -1 leaves the function in the account's unreserved pool, 0 stops it."
+  type        = number
+  default     = -1
+}
+
+variable "vpc_subnet_ids" {
+  description = "Subnets to run in (for functions that reach a database or Redis); [] runs outside any VPC."
+  type        = list(string)
+  default     = []
+}
+
+variable "vpc_security_group_ids" {
+  description = "Security groups of the function's network interfaces when vpc_subnet_ids is set."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.vpc_subnet_ids) == 0 || length(var.vpc_security_group_ids) > 0
+    error_message = "vpc_security_group_ids must be set together with vpc_subnet_ids."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for the environment variables; null uses Lambda's AWS managed key."
+  type        = string
+  default     = null
+}
+
+variable "log_kms_key_arn" {
+  description = "Customer-managed KMS key for the log group (its key policy must allow logs.<region>.amazonaws.com); null uses CloudWatch Logs' default encryption."
+  type        = string
+  default     = null
+}
+
+variable "code_signing_config_arn" {
+  description = "Lambda code signing configuration to enforce; null deploys unsigned zips."
+  type        = string
+  default     = null
+}
