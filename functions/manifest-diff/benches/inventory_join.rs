@@ -220,7 +220,13 @@ fn run_child(cmd: &mut Command) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("{}")).expect("child JSON")
+    // The child's result is its last line that is a JSON object (libraries may print first).
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("{}");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("child JSON {e}: {text}"))
 }
 
 /// Under `cargo test` (no `--bench` argument) the bench checks itself on a small data set:

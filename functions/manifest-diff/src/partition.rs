@@ -187,7 +187,7 @@ fn index(arena: &[u8], path: &Path) -> SuiteResult<Vec<Rec>> {
     Ok(out)
 }
 
-fn key_of<'a>(arena: &'a [u8], r: Rec) -> &'a [u8] {
+fn key_of(arena: &[u8], r: Rec) -> &[u8] {
     let s = r.off as usize + 2;
     &arena[s..s + r.key_len as usize]
 }
