@@ -111,7 +111,12 @@ impl PolicyDoc {
                 RuleDoc {
                     name: "exports".into(),
                     prefix: "exports/".into(),
-                    exceptions: vec![Tag::new("retention", "long")],
+                    // A legal hold protects every object, exports included; retention=long is
+                    // the exports' own opt-out.
+                    exceptions: vec![
+                        Tag::new("legal_hold", "true"),
+                        Tag::new("retention", "long"),
+                    ],
                     transitions: vec![],
                     expiration_days: Some(14),
                     noncurrent_expiration_days: Some(14),

@@ -1,1 +1,8 @@
-fn main() {}
+use lambda_runtime::{service_fn, Error};
+use uptime_probe::handler::{handle, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let deps = Deps::from_env()?;
+    lambda_runtime::run(service_fn(|event| handle(&deps, event))).await
+}

@@ -1,0 +1,273 @@
+//! The Lambda adapter: probe every configured target concurrently, one EMF document per
+//! target, one log line per probe, the results as the response.
+
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::config::{CommonConfig, Vars};
+use shared::metrics::{Emf, Unit};
+use shared::SuiteError;
+use tracing::Instrument;
+
+use crate::config::{Settings, Target};
+use crate::probe::{client, probe, ProbeResult};
+
+pub struct Deps {
+    pub common: CommonConfig,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+}
+
+impl Deps {
+    pub fn from_env() -> Result<Self, SuiteError> {
+        let vars = Vars::from_process();
+        let common = CommonConfig::from_vars(&vars, "uptime-probe")?;
+        shared::telemetry::init(&common);
+        let settings = Settings::from_vars(&vars)?;
+        Ok(Deps {
+            common,
+            settings,
+            http: client(),
+        })
+    }
+}
+
+/// The manual payload; the schedule's payload (`{"source": "schedule"}`) and EventBridge
+/// "Scheduled Event"s probe everything.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub source: Option<String>,
+    pub scheduled_time: Option<String>,
+    /// Probe only these targets (by name).
+    pub targets: Option<Vec<String>>,
+}
+
+pub fn parse_event(v: &Value) -> Result<Request, SuiteError> {
+    if v.is_null() || v.get("detail-type").is_some() {
+        return Ok(Request::default());
+    }
+    serde_json::from_value(v.clone()).map_err(|e| {
+        SuiteError::invalid(
+            "payload",
+            e.to_string(),
+            "send {\"source\": \"schedule\"}, {} or {\"targets\": [\"api\"]}",
+        )
+    })
+}
+
+pub fn select<'a>(all: &'a [Target], req: &Request) -> Result<Vec<&'a Target>, SuiteError> {
+    match &req.targets {
+        None => Ok(all.iter().collect()),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                all.iter().find(|t| &t.name == n).ok_or_else(|| {
+                    SuiteError::invalid(
+                        "targets",
+                        format!("{n:?} is not a configured target"),
+                        format!(
+                            "use one of {}",
+                            all.iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+/// One EMF document per probe (dimension `target`). Names are documented in
+/// docs/uptime-probe.md; infra/slo/slos.json builds the SLO alarms on them.
+pub fn metric_documents(common: &CommonConfig, results: &[ProbeResult]) -> Vec<Emf> {
+    results
+        .iter()
+        .map(|r| {
+            let mut e = Emf::new(common).dimension("target", &r.target);
+            e.metric("probe_requests", 1.0, Unit::Count)
+                .metric("probe_errors", if r.ok { 0.0 } else { 1.0 }, Unit::Count)
+                .metric(
+                    "api_availability",
+                    if r.ok { 100.0 } else { 0.0 },
+                    Unit::Percent,
+                )
+                .metric("probe_latency_ms", r.latency_ms, Unit::Milliseconds)
+                .property("url", r.url.clone())
+                .property("status", json!(r.status))
+                .property("failure", json!(r.failure));
+            if let Some(slow) = r.slow {
+                e.metric(
+                    "probe_slow_requests",
+                    if slow { 1.0 } else { 0.0 },
+                    Unit::Count,
+                );
+            }
+            e
+        })
+        .collect()
+}
+
+pub async fn probe_all(deps: &Deps, targets: &[&Target]) -> Vec<ProbeResult> {
+    futures::future::join_all(
+        targets
+            .iter()
+            .map(|t| probe(&deps.http, t, deps.settings.timeout)),
+    )
+    .await
+}
+
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+    let span = shared::telemetry::invocation_span(&event.context);
+    async move {
+        let result = handle_inner(deps, event).await;
+        if let Err(e) = &result {
+            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
+            shared::metrics::emit_error(&deps.common, e);
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle_inner(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+    let req = parse_event(&event.payload)?;
+    let targets = select(&deps.settings.targets, &req)?;
+    let results = probe_all(deps, &targets).await;
+    for r in &results {
+        if r.ok {
+            tracing::info!(target_name = %r.target, url = %r.url, status = r.status, latency_ms = r.latency_ms, slow = r.slow, "probe ok");
+        } else {
+            tracing::warn!(target_name = %r.target, url = %r.url, status = r.status, latency_ms = r.latency_ms, failure = ?r.failure, error = r.error.as_deref().unwrap_or(""), "probe failed");
+        }
+    }
+    for d in metric_documents(&deps.common, &results) {
+        d.emit();
+    }
+    Ok(summary(&results))
+}
+
+/// The response. A failing endpoint is data, not a function error: the invocation succeeds.
+pub fn summary(results: &[ProbeResult]) -> Value {
+    let ok = results.iter().filter(|r| r.ok).count();
+    let pct = if results.is_empty() {
+        100.0
+    } else {
+        100.0 * ok as f64 / results.len() as f64
+    };
+    json!({
+        "status": if ok == results.len() { "UP" } else if ok == 0 { "DOWN" } else { "DEGRADED" },
+        "availability_percent": pct,
+        "results": results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::FailureClass;
+
+    fn common() -> CommonConfig {
+        CommonConfig::from_vars(
+            &Vars::from_pairs([("ENVIRONMENT", "prod"), ("REPORT_BUCKET", "r")]),
+            "uptime-probe",
+        )
+        .unwrap()
+    }
+
+    fn result(ok: bool, slow: Option<bool>) -> ProbeResult {
+        ProbeResult {
+            target: "api".into(),
+            url: "https://x/h".into(),
+            ok,
+            status: Some(if ok { 200 } else { 500 }),
+            latency_ms: 12.5,
+            failure: (!ok).then_some(FailureClass::Status),
+            error: None,
+            slow,
+        }
+    }
+
+    #[test]
+    fn emitted_metrics_are_documented() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/uptime-probe.md"),
+        )
+        .expect("docs/uptime-probe.md");
+        let c = common();
+        let mut docs = metric_documents(&c, &[result(true, Some(false)), result(false, None)]);
+        let mut e = Emf::new(&c);
+        e.metric("function_errors", 1.0, Unit::Count);
+        docs.push(e);
+        let mut seen = std::collections::BTreeSet::new();
+        for d in docs {
+            let v = d.to_json(0);
+            let cw = &v["_aws"]["CloudWatchMetrics"][0];
+            let dims: Vec<String> = cw["Dimensions"][0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            for m in cw["Metrics"].as_array().unwrap() {
+                let name = m["Name"].as_str().unwrap();
+                let unit = m["Unit"].as_str().unwrap();
+                let row = doc
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| `{name}` |")))
+                    .unwrap_or_else(|| panic!("metric {name} is not documented"));
+                assert!(row.contains(&format!("| {unit} |")), "{name}: {row}");
+                for extra in dims.iter().skip(2) {
+                    assert!(
+                        row.contains(&format!("`{extra}`")),
+                        "{name} has {extra}: {row}"
+                    );
+                }
+                seen.insert(name.to_string());
+            }
+        }
+        assert!(seen.contains("api_availability") && seen.contains("probe_slow_requests"));
+    }
+
+    #[test]
+    fn availability_metric_and_summary() {
+        let c = common();
+        let d = metric_documents(&c, &[result(false, Some(true))]);
+        let v = d[0].to_json(0);
+        assert_eq!(v["api_availability"], 0.0);
+        assert_eq!(v["probe_errors"], 1.0);
+        assert_eq!(v["probe_slow_requests"], 1.0);
+        assert_eq!(v["target"], "api");
+        let s = summary(&[result(true, None), result(false, None)]);
+        assert_eq!(s["status"], "DEGRADED");
+        assert_eq!(s["availability_percent"], 50.0);
+    }
+
+    #[test]
+    fn payloads_and_samples_parse() {
+        let all = crate::config::parse_targets("api=http://a,sse=http://b;kind=sse").unwrap();
+        let r = parse_event(&json!({"targets": ["sse"]})).unwrap();
+        assert_eq!(select(&all, &r).unwrap().len(), 1);
+        let e = select(&all, &parse_event(&json!({"targets": ["web"]})).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("targets") && e.contains("api, sse"), "{e}");
+        assert!(parse_event(&json!({"target": "api"})).is_err());
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/uptime-probe");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("events dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("json");
+            parse_event(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+        assert!(n >= 3, "found {n}");
+    }
+}
