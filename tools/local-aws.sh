@@ -17,6 +17,12 @@ wait_port() {
   local port=$1 what=$2 tries=${3:-600}
   for _ in $(seq "$tries"); do
     up "$port" && return 0
+    # A process that has exited (a bad env file, a port taken) will not come up: say so now.
+    if [[ -f "$state/$what.pid" ]] && ! kill -0 "$(cat "$state/$what.pid")" 2>/dev/null; then
+      echo "local-aws: $what exited before listening on port $port:" >&2
+      tail -5 "$state/$what.log" >&2
+      return 1
+    fi
     sleep 0.5
   done
   echo "local-aws: $what did not come up on port $port; see $state/$what.log" >&2
@@ -38,14 +44,15 @@ case "${1:-start}" in
       wait_port "$MOTO_PORT" moto 120
     fi
     (cd "$root" && cargo build --quiet --bins)
-    # A running emulator keeps its function instances: restart it when a binary is newer.
+    # A running emulator keeps its function instances: restart it when a binary is newer (it runs
+    # with --ignore-changes: a hot reload kills an invocation in flight, e.g. when a file is saved).
     if up "$WATCH_PORT" && [[ -f "$state/watch.pid" ]] \
       && [[ -n "$(find "$root/target/debug" -maxdepth 1 -type f -executable -newer "$state/watch.pid" 2>/dev/null | head -1)" ]]; then
       kill "$(cat "$state/watch.pid")" 2>/dev/null || true
       for _ in $(seq 50); do up "$WATCH_PORT" || break; sleep 0.2; done
     fi
     if ! up "$WATCH_PORT"; then
-      (cd "$root" && nohup cargo lambda watch --quiet -A 127.0.0.1 -P "$WATCH_PORT" \
+      (cd "$root" && nohup cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$WATCH_PORT" \
         --env-file "$state/function.env" > "$state/watch.log" 2>&1 &
         echo $! > "$state/watch.pid")
       wait_port "$WATCH_PORT" watch 600
