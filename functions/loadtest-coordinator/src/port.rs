@@ -1,0 +1,353 @@
+//! The narrow ports the run is written against (exactly the calls it makes) and their AWS
+//! adapters: S3 (one bucket), Lambda Invoke (shards synchronously, the next slice's
+//! coordinator asynchronously), SNS (incidents).
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_lambda::types::InvocationType;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::Blob;
+use bytes::Bytes;
+use loadtest_core::{ShardRequest, ShardResult};
+use shared::error::aws_error;
+use shared::{SuiteError, SuiteResult};
+
+pub trait Store: Send + Sync {
+    /// `Ok(None)` when the key does not exist.
+    fn get(&self, key: &str) -> impl Future<Output = SuiteResult<Option<Bytes>>> + Send;
+    fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> impl Future<Output = SuiteResult<()>> + Send;
+    /// Creates the object only if no object has the key (S3 conditional write,
+    /// `If-None-Match: *`); `Ok(false)` when it already existed.
+    fn create(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> impl Future<Output = SuiteResult<bool>> + Send;
+    /// Keys under `prefix` (all pages).
+    fn list(&self, prefix: &str) -> impl Future<Output = SuiteResult<Vec<String>>> + Send;
+}
+
+/// Why a shard produced no usable result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardFailure {
+    /// The invocation outlived its window plus the grace period.
+    Timeout,
+    /// The function failed (X-Amz-Function-Error, or HTTP 500 from the local emulator), or
+    /// the Invoke call itself failed.
+    Failed(String),
+}
+
+pub trait Invoker: Send + Sync {
+    /// Invokes one shard synchronously (RequestResponse); `timeout` bounds the whole call.
+    fn invoke_shard(
+        &self,
+        req: &ShardRequest,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ShardResult, ShardFailure>> + Send;
+    /// Invokes the coordinator itself asynchronously (InvocationType Event) with `payload`.
+    fn continue_async(
+        &self,
+        payload: &serde_json::Value,
+    ) -> impl Future<Output = SuiteResult<()>> + Send;
+}
+
+pub trait Notifier: Send + Sync {
+    /// Publishes to the incident topic; `Ok(None)` when no topic is configured.
+    fn publish(
+        &self,
+        subject: &str,
+        message: &str,
+    ) -> impl Future<Output = SuiteResult<Option<String>>> + Send;
+}
+
+// ---- S3 ---------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.to_string(),
+        }
+    }
+}
+
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+fn s3_err<E, R>(bucket: &str, op: &'static str, e: SdkError<E, R>) -> SuiteError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if code(&e) == Some("NoSuchBucket") {
+        SuiteError::Bucket {
+            bucket: bucket.to_string(),
+            problem: "does not exist (NoSuchBucket); set LOADTEST_COORD_BUCKET or REPORT_BUCKET to an existing bucket".into(),
+        }
+    } else {
+        aws_error("s3", op, e)
+    }
+}
+
+impl Store for S3Store {
+    async fn get(&self, key: &str) -> SuiteResult<Option<Bytes>> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => {
+                let data = o.body.collect().await.map_err(|e| {
+                    SuiteError::bad_object(&self.bucket, key, format!("body read failed: {e}"))
+                })?;
+                Ok(Some(data.into_bytes()))
+            }
+            Err(e) if matches!(code(&e), Some("NoSuchKey") | Some("NotFound")) => Ok(None),
+            Err(e) => Err(s3_err(&self.bucket, "GetObject", e)),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> SuiteResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_err(&self.bucket, "PutObject", e))?;
+        Ok(())
+    }
+
+    async fn create(&self, key: &str, body: Bytes, content_type: &str) -> SuiteResult<bool> {
+        match self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    code(&e),
+                    Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(SdkError::ServiceError(s)) if matches!(s.raw().status().as_u16(), 409 | 412) => {
+                Ok(false)
+            }
+            Err(e) => Err(s3_err(&self.bucket, "PutObject", e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
+        let mut keys = vec![];
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| s3_err(&self.bucket, "ListObjectsV2", e))?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            match (out.is_truncated(), out.next_continuation_token()) {
+                (Some(true), Some(t)) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+}
+
+// ---- Lambda -----------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct LambdaInvoker {
+    client: aws_sdk_lambda::Client,
+    shard_function: String,
+    self_function: String,
+}
+
+impl LambdaInvoker {
+    pub fn new(client: aws_sdk_lambda::Client, shard_function: &str, self_function: &str) -> Self {
+        LambdaInvoker {
+            client,
+            shard_function: shard_function.to_string(),
+            self_function: self_function.to_string(),
+        }
+    }
+}
+
+/// The function's own error document (`{"errorType": ..., "errorMessage": ...}`), short.
+fn error_text(payload: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(payload).unwrap_or(serde_json::Value::Null);
+    match (v.get("errorType"), v.get("errorMessage")) {
+        (Some(t), Some(m)) => format!(
+            "{}: {}",
+            t.as_str().unwrap_or("?"),
+            m.as_str().unwrap_or("?")
+        ),
+        _ => String::from_utf8_lossy(&payload[..payload.len().min(300)]).to_string(),
+    }
+}
+
+impl Invoker for LambdaInvoker {
+    async fn invoke_shard(
+        &self,
+        req: &ShardRequest,
+        timeout: Duration,
+    ) -> Result<ShardResult, ShardFailure> {
+        let body = serde_json::to_vec(req).map_err(|e| ShardFailure::Failed(e.to_string()))?;
+        // One attempt: a retried shard would run its window late. The read timeout covers
+        // the whole window (the shared client's 30 s attempt timeout would cut it short).
+        let call = self
+            .client
+            .invoke()
+            .function_name(&self.shard_function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(body))
+            .customize()
+            .config_override(
+                aws_sdk_lambda::config::Builder::default()
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .read_timeout(timeout)
+                            .operation_attempt_timeout(timeout)
+                            .operation_timeout(timeout)
+                            .build(),
+                    ),
+            )
+            .send();
+        let out = match tokio::time::timeout(timeout + Duration::from_secs(1), call).await {
+            Err(_) => return Err(ShardFailure::Timeout),
+            Ok(Err(SdkError::TimeoutError(_))) => return Err(ShardFailure::Timeout),
+            Ok(Err(SdkError::ServiceError(s))) => {
+                let raw = s.raw();
+                return Err(ShardFailure::Failed(format!(
+                    "HTTP {}: {}",
+                    raw.status().as_u16(),
+                    raw.body().bytes().map(error_text).unwrap_or_default()
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(ShardFailure::Failed(
+                    aws_error("lambda", "Invoke", e).to_string(),
+                ))
+            }
+            Ok(Ok(o)) => o,
+        };
+        let payload = out
+            .payload()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default();
+        if let Some(fe) = out.function_error() {
+            return Err(ShardFailure::Failed(format!(
+                "{fe}: {}",
+                error_text(&payload)
+            )));
+        }
+        serde_json::from_slice::<ShardResult>(&payload).map_err(|e| {
+            ShardFailure::Failed(format!(
+                "response is not a ShardResult ({e}): {}",
+                error_text(&payload)
+            ))
+        })
+    }
+
+    async fn continue_async(&self, payload: &serde_json::Value) -> SuiteResult<()> {
+        let body = serde_json::to_vec(payload).map_err(|e| SuiteError::Internal(e.to_string()))?;
+        self.client
+            .invoke()
+            .function_name(&self.self_function)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(body))
+            .send()
+            .await
+            .map_err(|e| aws_error("lambda", "Invoke", e))?;
+        Ok(())
+    }
+}
+
+// ---- SNS --------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct SnsNotifier {
+    client: aws_sdk_sns::Client,
+    topic_arn: Option<String>,
+}
+
+impl SnsNotifier {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: Option<String>) -> Self {
+        SnsNotifier { client, topic_arn }
+    }
+}
+
+impl Notifier for SnsNotifier {
+    async fn publish(&self, subject: &str, message: &str) -> SuiteResult<Option<String>> {
+        let Some(topic) = &self.topic_arn else {
+            return Ok(None);
+        };
+        // SNS subjects: at most 100 printable ASCII characters.
+        let subject: String = subject
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(100)
+            .collect();
+        let out = self
+            .client
+            .publish()
+            .topic_arn(topic)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| aws_error("sns", "Publish", e))?;
+        Ok(out.message_id().map(str::to_string))
+    }
+}

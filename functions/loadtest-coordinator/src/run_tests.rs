@@ -1,0 +1,521 @@
+//! The run with fakes for the ports (pure logic of slicing, handoff, merge, gate): S3 is a
+//! map, shards are computed from the same schedule the real shard uses and answer at the end
+//! of their window, continuations are run by the test as they are sent. The same paths run
+//! against moto, watch and the real shard in tests/.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use loadtest_core::{
+    encode_histogram, new_histogram, ErrorCounts, Schedule, ShardRequest, ShardResult,
+};
+use serde_json::{json, Value};
+use shared::config::{CommonConfig, Vars};
+use shared::SuiteResult;
+
+use super::*;
+use crate::port::{Invoker, Notifier, ShardFailure, Store};
+
+#[derive(Default)]
+pub struct MapStore(pub Mutex<BTreeMap<String, Bytes>>);
+
+impl Store for MapStore {
+    async fn get(&self, key: &str) -> SuiteResult<Option<Bytes>> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    async fn put(&self, key: &str, body: Bytes, _: &str) -> SuiteResult<()> {
+        self.0.lock().unwrap().insert(key.into(), body);
+        Ok(())
+    }
+    async fn create(&self, key: &str, body: Bytes, _: &str) -> SuiteResult<bool> {
+        let mut m = self.0.lock().unwrap();
+        if m.contains_key(key) {
+            return Ok(false);
+        }
+        m.insert(key.into(), body);
+        Ok(true)
+    }
+    async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+impl MapStore {
+    fn json(&self, key: &str) -> Value {
+        let b = self
+            .0
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {key}"));
+        serde_json::from_slice(&b).unwrap()
+    }
+    fn keys(&self) -> Vec<String> {
+        self.0.lock().unwrap().keys().cloned().collect()
+    }
+}
+
+/// How a fake shard behaves for a request.
+#[derive(Clone, Copy)]
+pub struct Behaviour {
+    pub latency_ms: u64,
+    /// Every n-th request is a 500.
+    pub error_every: Option<u64>,
+    pub fail: bool,
+}
+
+pub struct FakeShards {
+    pub behaviour: Box<dyn Fn(&ShardRequest) -> Behaviour + Send + Sync>,
+    pub continuations: tokio::sync::mpsc::UnboundedSender<Value>,
+    pub invoked: Mutex<Vec<(u32, u32, u64)>>,
+}
+
+impl Invoker for FakeShards {
+    async fn invoke_shard(
+        &self,
+        req: &ShardRequest,
+        _timeout: Duration,
+    ) -> Result<ShardResult, ShardFailure> {
+        self.invoked
+            .lock()
+            .unwrap()
+            .push((req.slice_index, req.shard_index, now_ms()));
+        let b = (self.behaviour)(req);
+        // Answer when the window closes, as a real shard does.
+        let end = req.t0_unix_ms + req.window.to_ms;
+        let now = now_ms();
+        if end > now {
+            tokio::time::sleep(Duration::from_millis(end - now)).await;
+        }
+        if b.fail {
+            return Err(ShardFailure::Failed("Unhandled: injected".into()));
+        }
+        let s = Schedule::from_scenario(&req.scenario).unwrap();
+        let idx: Vec<u64> = s
+            .stripe_in(
+                Duration::from_millis(req.window.from_ms),
+                Duration::from_millis(req.window.to_ms),
+                req.shard_index,
+                req.shard_count,
+            )
+            .collect();
+        let mut h = new_histogram();
+        let mut errors = ErrorCounts::default();
+        for &i in &idx {
+            h.saturating_record(b.latency_ms * 1000);
+            if b.error_every.map(|n| i % n == 0).unwrap_or(false) {
+                *errors.status.entry("500".into()).or_default() += 1;
+            }
+        }
+        let n = idx.len() as u64;
+        Ok(ShardResult {
+            run_id: req.run_id.clone(),
+            slice_index: req.slice_index,
+            shard_index: req.shard_index,
+            scheduled: n,
+            sent: n,
+            ok: n - errors.total(),
+            errors,
+            dropped: 0,
+            latency_us: encode_histogram(&h).unwrap(),
+            latency_uncorrected_us: encode_histogram(&h).unwrap(),
+            scheduler_lag_us: String::new(),
+            ..Default::default()
+        })
+    }
+    async fn continue_async(&self, payload: &Value) -> SuiteResult<()> {
+        self.continuations
+            .send(payload.clone())
+            .map_err(|e| shared::SuiteError::Internal(e.to_string()))
+    }
+}
+
+#[derive(Default)]
+pub struct FakeSns(pub Mutex<Vec<(String, String)>>);
+
+impl Notifier for FakeSns {
+    async fn publish(&self, subject: &str, message: &str) -> SuiteResult<Option<String>> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((subject.into(), message.into()));
+        Ok(Some("m-1".into()))
+    }
+}
+
+fn settings(slice_s: &str) -> (CommonConfig, Settings) {
+    let vars = Vars::from_pairs([
+        ("ENVIRONMENT", "local"),
+        ("REPORT_BUCKET", "reports"),
+        ("LOADTEST_COORD_SLICE_SECONDS", slice_s),
+        ("LOADTEST_COORD_LEAD_SECONDS", "1"),
+        ("LOADTEST_COORD_SHARD_GRACE_SECONDS", "2"),
+        ("LOADTEST_COORD_FINALIZE_WAIT_SECONDS", "3"),
+        ("LOADTEST_COORD_SHARD_RPS", "10"),
+    ]);
+    let common = CommonConfig::from_vars(&vars, "loadtest-coordinator").unwrap();
+    let s = Settings::from_vars(&vars, &common).unwrap();
+    (common, s)
+}
+
+fn scenario(duration: &str, rate: u32, thresholds: Value) -> Value {
+    json!({
+        "name": "quote-generation",
+        "target": {"base_url": "http://127.0.0.1:1"},
+        "executor": {"type": "constant-arrival-rate", "rate": rate, "time_unit": "1s", "duration": duration, "max_in_flight": 50},
+        "request": {"method": "POST", "path": "/api/v1/quotes/generate", "body": {"json": {"items": 3}}},
+        "thresholds": thresholds,
+        "baseline": {"min_ratio": 0.9}
+    })
+}
+
+/// Runs a start and every continuation it causes, concurrently, as Lambda would; returns the
+/// responses in completion order.
+async fn drive(
+    engine: &Engine<'_, MapStore, FakeShards, FakeSns>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+    start: StartRequest,
+) -> Vec<Value> {
+    let mut running = FuturesUnordered::new();
+    running.push(Box::pin(async move { engine.start(start).await.unwrap() })
+        as std::pin::Pin<
+            Box<dyn std::future::Future<Output = Value> + Send + '_>,
+        >);
+    let mut out = vec![];
+    loop {
+        tokio::select! {
+            Some(p) = rx.recv() => {
+                let run_id = p["continuation"]["run_id"].as_str().unwrap().to_string();
+                let k = p["continuation"]["slice"].as_u64().unwrap() as u32;
+                running.push(Box::pin(async move { engine.continue_run(&run_id, k).await.unwrap() }));
+            }
+            Some(v) = running.next() => {
+                out.push(v);
+                if running.is_empty() {
+                    // A continuation may still be queued.
+                    match rx.try_recv() {
+                        Ok(p) => {
+                            let run_id = p["continuation"]["run_id"].as_str().unwrap().to_string();
+                            let k = p["continuation"]["slice"].as_u64().unwrap() as u32;
+                            running.push(Box::pin(async move { engine.continue_run(&run_id, k).await.unwrap() }));
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+macro_rules! engine {
+    ($store:ident, $shards:ident, $sns:ident, $settings:ident, $common:ident, $http:ident) => {
+        Engine {
+            store: &$store,
+            invoker: &$shards,
+            notifier: &$sns,
+            settings: &$settings,
+            common: &$common,
+            http: &$http,
+        }
+    };
+}
+
+/// 5 s at 20/s with 2-second slices: three slices handed off at absolute times, a failed
+/// shard in the middle slice counted (its requests dropped), one final report.
+#[tokio::test]
+async fn slices_hand_off_and_a_failed_shard_is_counted_not_lost() {
+    let (common, st) = settings("2");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = MapStore::default();
+    let shards = FakeShards {
+        behaviour: Box::new(|r| Behaviour {
+            latency_ms: 20,
+            error_every: None,
+            fail: r.slice_index == 1 && r.shard_index == 0,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let start = StartRequest {
+        scenario: ScenarioRef::Inline(scenario(
+            "5s",
+            20,
+            json!({"http_req_duration": ["p(95)<900"], "http_req_failed": ["rate<0.5"]}),
+        )),
+        run_id: Some("run-1".into()),
+        base_url: None,
+    };
+    let out = drive(&engine, &mut rx, start).await;
+    assert_eq!(out.len(), 3, "{out:?}");
+    let last = out
+        .iter()
+        .find(|v| v.get("numbers").is_some())
+        .expect("a final report");
+    let run: RunDoc = serde_json::from_value(store.json("k6/runs/run-1/run.json")).unwrap();
+    assert_eq!(run.plan.slices.len(), 3);
+    assert_eq!(run.plan.slices[0].shards, 2, "20/s at 10/s per shard");
+    // Each slice's shards were invoked before their window opened (lead), not after the
+    // previous slice ended.
+    for (slice, _, at) in shards.invoked.lock().unwrap().iter() {
+        let opens = run.t0_unix_ms + run.plan.slices[*slice as usize].window.from_ms;
+        assert!(
+            *at <= opens + 200,
+            "slice {slice} invoked {} ms after its window opened",
+            at.saturating_sub(opens)
+        );
+    }
+    let n = &last["numbers"];
+    assert_eq!(n["scheduled"], 100);
+    // Slice 1 (2 s at 20/s) has 40 requests over 2 shards: shard 0's 20 are dropped.
+    assert_eq!(n["dropped"], 20);
+    assert_eq!(n["sent"], 80);
+    assert_eq!(n["shards_failed"], 1);
+    assert_eq!(n["shards_total"], 6);
+    assert!((n["error_rate"].as_f64().unwrap() - 0.2).abs() < 1e-9);
+    assert_eq!(last["status"], "PASSED");
+    assert!(last["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x.as_str().unwrap().contains("slice 1 shard 0 failed")));
+    let folder = &run.folder;
+    for f in [
+        "summary.json",
+        "histogram.json",
+        "report.md",
+        "latency.svg",
+        "report.json",
+    ] {
+        assert!(store.keys().contains(&format!("{folder}{f}")), "{f}");
+    }
+    assert!(
+        folder.starts_with("k6/20") && folder.ends_with("/quote-generation/run-1/"),
+        "{folder}"
+    );
+    let summary = store.json(&format!("{folder}summary.json"));
+    assert_eq!(summary["metrics"]["http_reqs"]["count"], 80);
+    assert_eq!(
+        summary["metrics"]["http_req_duration"]["thresholds"]["p(95)<900"],
+        false
+    );
+    assert!(
+        (summary["metrics"]["http_req_duration"]["p(95)"]
+            .as_f64()
+            .unwrap()
+            - 20.0)
+            .abs()
+            < 0.1
+    );
+    assert_eq!(
+        summary["root_group"]["id"],
+        "d41d8cd98f00b204e9800998ecf8427e"
+    );
+
+    // The same start delivered again does not run anything.
+    let again = engine
+        .start(StartRequest {
+            scenario: ScenarioRef::Inline(scenario("5s", 20, json!({}))),
+            run_id: Some("run-1".into()),
+            base_url: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(again["replayed"], true);
+    assert_eq!(again["run_id"], "run-1");
+    // And a repeated continuation is refused by the slice claim.
+    let dup = engine.continue_run("run-1", 1).await.unwrap();
+    assert_eq!(dup["status"], "DUPLICATE");
+}
+
+/// p95 over its objective on two consecutive runs: BLOCK, REL-0001 in S3 and on SNS; the
+/// third (passing) run clears it. Also the baseline: the first run sets it.
+#[tokio::test]
+async fn two_consecutive_slow_runs_block_and_a_pass_clears() {
+    let (common, st) = settings("2");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = MapStore::default();
+    let slow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let s2 = slow.clone();
+    let shards = FakeShards {
+        behaviour: Box::new(move |_| Behaviour {
+            latency_ms: if s2.load(std::sync::atomic::Ordering::SeqCst) {
+                1500
+            } else {
+                100
+            },
+            error_every: None,
+            fail: false,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let th = json!({"http_req_duration": ["p(95)<900"]});
+    let mut reports = vec![];
+    for (i, is_slow) in [true, true, false].into_iter().enumerate() {
+        slow.store(is_slow, std::sync::atomic::Ordering::SeqCst);
+        let out = drive(
+            &engine,
+            &mut rx,
+            StartRequest {
+                scenario: ScenarioRef::Inline(scenario("1s", 10, th.clone())),
+                run_id: Some(format!("g{i}")),
+                base_url: None,
+            },
+        )
+        .await;
+        reports.push(out.last().cloned().unwrap());
+    }
+    assert_eq!(reports[0]["status"], "FAILED");
+    assert_eq!(reports[0]["gate"]["state"], "PASS");
+    assert_eq!(reports[0]["baseline"]["reference_run"], Value::Null);
+    assert_eq!(reports[1]["gate"]["state"], "BLOCK");
+    assert_eq!(reports[1]["incident"], "REL-0001");
+    let inc = store.json("k6/incidents/REL-0001.json");
+    assert_eq!(inc["run_id"], "g1");
+    assert_eq!(inc["consecutive_p95_failures"], 2);
+    let published = sns.0.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    assert!(
+        published[0]
+            .0
+            .starts_with("REL-0001 release blocked: quote-generation"),
+        "{}",
+        published[0].0
+    );
+    assert_eq!(reports[2]["status"], "PASSED");
+    assert_eq!(
+        reports[2]["baseline"]["reference_run"], "g1",
+        "no passing run yet: the latest"
+    );
+    let gate = store.json("k6/gate/quote-generation.json");
+    assert_eq!(gate["state"], "PASS");
+    assert_eq!(gate["last_incident"], "REL-0001");
+    let base = store.json("k6/baseline/quote-generation.json");
+    assert_eq!(base["runs"].as_array().unwrap().len(), 3);
+}
+
+/// An abortOnFail threshold broken in slice 0: slice 2 never runs (slice 1 was already
+/// handed off), the run is ABORTED with what ran.
+#[tokio::test]
+async fn abort_on_fail_stops_later_slices() {
+    let (common, st) = settings("2");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = MapStore::default();
+    let shards = FakeShards {
+        behaviour: Box::new(|_| Behaviour {
+            latency_ms: 10,
+            error_every: Some(2),
+            fail: false,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let th = json!({"http_req_failed": [{"threshold": "rate<0.1", "abortOnFail": true}]});
+    let out = drive(
+        &engine,
+        &mut rx,
+        StartRequest {
+            scenario: ScenarioRef::Inline(scenario("6s", 10, th)),
+            run_id: Some("ab".into()),
+            base_url: None,
+        },
+    )
+    .await;
+    let last = out
+        .iter()
+        .find(|v| v.get("numbers").is_some())
+        .expect("final report");
+    assert_eq!(last["status"], "ABORTED");
+    assert_eq!(last["slices_run"], 2);
+    assert!(last["aborted"].as_str().unwrap().contains("rate<0.1"));
+    assert!(shards
+        .invoked
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(s, _, _)| *s < 2));
+    assert_eq!(last["numbers"]["scheduled"], 40);
+}
+
+#[tokio::test]
+async fn bad_scenarios_name_the_field() {
+    let (common, st) = settings("2");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = MapStore::default();
+    let shards = FakeShards {
+        behaviour: Box::new(|_| Behaviour {
+            latency_ms: 1,
+            error_every: None,
+            fail: false,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let start = |v: Value| StartRequest {
+        scenario: ScenarioRef::Inline(v),
+        run_id: None,
+        base_url: None,
+    };
+    let e = engine
+        .start(start(scenario(
+            "5s",
+            1,
+            json!({"http_req_duration": ["p95<1"]}),
+        )))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("scenario.thresholds.http_req_duration[0]"),
+        "{e}"
+    );
+    let mut s = scenario("5s", 1, json!({}));
+    s["executor"]["rate"] = json!("fast");
+    let e = engine.start(start(s)).await.unwrap_err().to_string();
+    assert!(e.contains("scenario.executor.rate"), "{e}");
+    let e = engine
+        .start(StartRequest {
+            scenario: ScenarioRef::Named("../etc/passwd".into()),
+            run_id: None,
+            base_url: None,
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a scenario name"), "{e}");
+    let e = engine
+        .start(StartRequest {
+            scenario: ScenarioRef::Named("nope".into()),
+            run_id: None,
+            base_url: None,
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s3://reports/k6/scenarios/nope.json"), "{e}");
+    assert!(store.keys().is_empty(), "nothing recorded for refused runs");
+}

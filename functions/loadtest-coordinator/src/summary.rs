@@ -1,0 +1,651 @@
+//! The run's outputs derived from the merged numbers: the JSON report, the summary in k6's
+//! `--summary-export` shape (so tooling that reads k6 summaries reads ours), the Prometheus
+//! series (k6's remote-write names, seconds) and the EMF documents. Names are a contract
+//! documented in docs/loadtest-coordinator.md (tests hold them to it).
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use shared::config::CommonConfig;
+use shared::metrics::{Emf, Unit};
+
+use crate::aggregate::{Numbers, Stats};
+use crate::gate::GateState;
+use crate::remote_write::{series, TimeSeries, WriteRequest};
+use crate::threshold::Judged;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineCheck {
+    pub reference_run: Option<String>,
+    pub reference_throughput_rps: Option<f64>,
+    pub throughput_rps: f64,
+    pub ratio: Option<f64>,
+    pub min_ratio: f64,
+    /// True when there is no reference yet (the first run sets it).
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifacts {
+    pub summary: String,
+    pub histogram: String,
+    pub markdown: String,
+    pub chart: String,
+    pub report: String,
+}
+
+/// `report.json`, written last: its presence means every other artifact is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub scenario: String,
+    pub environment: String,
+    pub deployment: String,
+    /// PASSED, FAILED or ABORTED.
+    pub status: String,
+    pub passed: bool,
+    pub aborted: Option<String>,
+    pub t0: String,
+    pub finished_at: String,
+    pub mode: String,
+    pub slices_planned: u32,
+    pub slices_run: u32,
+    pub slice_seconds: u64,
+    pub numbers: Numbers,
+    pub thresholds: Vec<Judged>,
+    pub baseline: Option<BaselineCheck>,
+    pub gate: Option<GateState>,
+    pub incident: Option<String>,
+    pub artifacts: Artifacts,
+    /// `sent`, `skipped (no LOADTEST_COORD_REMOTE_WRITE_URL)` or `failed: ...`.
+    pub remote_write: String,
+    pub notes: Vec<String>,
+}
+
+fn md5_hex(s: &str) -> String {
+    let mut h = Md5::new();
+    h.update(s.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn trend(s: &Stats) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (k, v) in [
+        ("avg", s.avg),
+        ("min", s.min),
+        ("med", s.med),
+        ("max", s.max),
+        ("p(90)", s.p90),
+        ("p(95)", s.p95),
+        ("p(99)", s.p99),
+    ] {
+        m.insert(k.into(), json!(v));
+    }
+    m
+}
+
+fn with_thresholds(mut m: Map<String, Value>, metric: &str, j: &[Judged]) -> Value {
+    let mine: Map<String, Value> = j
+        .iter()
+        .filter(|t| t.metric == metric)
+        // k6's summary export: the value says whether the threshold FAILED.
+        .map(|t| (t.expr.clone(), Value::Bool(!t.ok)))
+        .collect();
+    if !mine.is_empty() {
+        m.insert("thresholds".into(), Value::Object(mine));
+    }
+    Value::Object(m)
+}
+
+fn counter(count: u64, duration_s: f64) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("count".into(), json!(count));
+    m.insert(
+        "rate".into(),
+        json!(if duration_s > 0.0 {
+            count as f64 / duration_s
+        } else {
+            0.0
+        }),
+    );
+    m
+}
+
+pub const CHECK_NAME: &str = "status is 2xx/3xx";
+
+/// The summary in k6's `--summary-export` JSON shape: trends in ms with avg/min/med/max/
+/// p(90)/p(95) (plus p(99)), counters `{count, rate}`, rates `{passes, fails, value}`, the
+/// root group with its checks. `http_req_failed` follows our definition, (errors + dropped)
+/// ÷ scheduled: `passes` counts the failed-or-dropped requests, as k6's rate metrics count
+/// non-zero values as passes.
+pub fn k6_summary(r: &RunReport) -> Value {
+    let n = &r.numbers;
+    let j = &r.thresholds;
+    let d = n.duration_s;
+    let mut metrics = Map::new();
+    metrics.insert(
+        "http_req_duration".into(),
+        with_thresholds(trend(&n.latency_ms), "http_req_duration", j),
+    );
+    metrics.insert(
+        "http_req_duration_uncorrected".into(),
+        Value::Object(trend(&n.latency_uncorrected_ms)),
+    );
+    metrics.insert(
+        "scheduler_lag".into(),
+        with_thresholds(trend(&n.scheduler_lag_ms), "scheduler_lag", j),
+    );
+    let bad = n.errors + n.dropped;
+    let mut failed = Map::new();
+    failed.insert("passes".into(), json!(bad));
+    failed.insert("fails".into(), json!(n.scheduled.saturating_sub(bad)));
+    failed.insert("value".into(), json!(n.error_rate));
+    metrics.insert(
+        "http_req_failed".into(),
+        with_thresholds(failed, "http_req_failed", j),
+    );
+    metrics.insert(
+        "http_reqs".into(),
+        with_thresholds(counter(n.sent, d), "http_reqs", j),
+    );
+    metrics.insert("iterations".into(), Value::Object(counter(n.sent, d)));
+    metrics.insert(
+        "dropped_iterations".into(),
+        with_thresholds(counter(n.dropped, d), "dropped_iterations", j),
+    );
+    let mut checks = Map::new();
+    checks.insert("passes".into(), json!(n.ok));
+    checks.insert("fails".into(), json!(n.errors));
+    checks.insert(
+        "value".into(),
+        json!(if n.sent > 0 {
+            n.ok as f64 / n.sent as f64
+        } else {
+            0.0
+        }),
+    );
+    metrics.insert("checks".into(), Value::Object(checks));
+    if let Some(sse) = &n.sse {
+        metrics.insert(
+            "sse_handshake_duration".into(),
+            with_thresholds(trend(&sse.handshake_ms), "sse_handshake_duration", j),
+        );
+        metrics.insert(
+            "sse_reconnect_duration".into(),
+            with_thresholds(trend(&sse.reconnect_ms), "sse_reconnect_duration", j),
+        );
+        metrics.insert(
+            "sse_events".into(),
+            Value::Object(counter(sse.totals.events_received, d)),
+        );
+    }
+    let check_path = format!("::{CHECK_NAME}");
+    json!({
+        "root_group": {
+            "name": "",
+            "path": "",
+            "id": md5_hex(""),
+            "groups": [],
+            "checks": [{
+                "name": CHECK_NAME,
+                "path": check_path,
+                "id": md5_hex(&check_path),
+                "passes": n.ok,
+                "fails": n.errors,
+            }],
+        },
+        "options": {
+            "summaryTrendStats": ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"],
+            "summaryTimeUnit": "",
+            "noColor": false,
+        },
+        "state": {
+            "isStdOutTTY": false,
+            "isStdErrTTY": false,
+            "testRunDurationMs": d * 1000.0,
+        },
+        "metrics": metrics,
+    })
+}
+
+/// Every Prometheus series name this function writes (the doc test checks the list).
+pub fn prom_series(r: &RunReport, ts_ms: i64) -> WriteRequest {
+    let n = &r.numbers;
+    let labels = [
+        ("scenario", r.scenario.as_str()),
+        ("environment", r.environment.as_str()),
+        ("testid", r.run_id.as_str()),
+        ("job", "loadtest-coordinator"),
+    ];
+    let s = |v: f64| v / 1000.0; // ms → s
+    let lat = &n.latency_ms;
+    let mut v: Vec<(String, f64)> = vec![
+        ("k6_http_req_duration_min".into(), s(lat.min)),
+        ("k6_http_req_duration_avg".into(), s(lat.avg)),
+        ("k6_http_req_duration_med".into(), s(lat.med)),
+        ("k6_http_req_duration_p50".into(), s(lat.med)),
+        ("k6_http_req_duration_p90".into(), s(lat.p90)),
+        ("k6_http_req_duration_p95".into(), s(lat.p95)),
+        ("k6_http_req_duration_p99".into(), s(lat.p99)),
+        ("k6_http_req_duration_max".into(), s(lat.max)),
+        ("k6_http_req_duration_count".into(), lat.count as f64),
+        ("k6_http_reqs_total".into(), n.sent as f64),
+        ("k6_iterations_total".into(), n.sent as f64),
+        ("k6_http_req_failed_rate".into(), n.error_rate),
+        ("k6_dropped_iterations_total".into(), n.dropped as f64),
+        ("k6_summary_scheduled_total".into(), n.scheduled as f64),
+        ("k6_summary_errors_total".into(), n.errors as f64),
+        (
+            "k6_summary_error_rate_samples".into(),
+            n.error_rate_samples as f64,
+        ),
+        ("k6_summary_throughput_rps".into(), n.throughput_rps),
+        (
+            "k6_summary_throughput_samples".into(),
+            n.throughput_samples as f64,
+        ),
+        (
+            "k6_summary_http_req_duration_uncorrected_p95".into(),
+            s(n.latency_uncorrected_ms.p95),
+        ),
+        (
+            "k6_summary_http_req_duration_uncorrected_p99".into(),
+            s(n.latency_uncorrected_ms.p99),
+        ),
+        (
+            "k6_summary_scheduler_lag_p99".into(),
+            s(n.scheduler_lag_ms.p99),
+        ),
+        ("k6_summary_shards_total".into(), n.shards_total as f64),
+        ("k6_summary_shards_failed".into(), n.shards_failed as f64),
+        ("k6_summary_slices_total".into(), f64::from(r.slices_run)),
+        ("k6_summary_passed".into(), if r.passed { 1.0 } else { 0.0 }),
+        (
+            "k6_summary_thresholds_failed".into(),
+            r.thresholds.iter().filter(|t| !t.ok).count() as f64,
+        ),
+        (
+            "k6_summary_aborted".into(),
+            if r.aborted.is_some() { 1.0 } else { 0.0 },
+        ),
+        (
+            "k6_summary_gate_blocked".into(),
+            match &r.gate {
+                Some(g) if g.state == crate::gate::GateStatus::Block => 1.0,
+                _ => 0.0,
+            },
+        ),
+    ];
+    if let Some(ratio) = r.baseline.as_ref().and_then(|b| b.ratio) {
+        v.push(("k6_summary_baseline_ratio".into(), ratio));
+    }
+    if let Some(sse) = &n.sse {
+        v.extend([
+            (
+                "k6_summary_sse_handshake_duration_p95".into(),
+                s(sse.handshake_ms.p95),
+            ),
+            (
+                "k6_summary_sse_handshake_duration_p99".into(),
+                s(sse.handshake_ms.p99),
+            ),
+            (
+                "k6_summary_sse_handshake_duration_max".into(),
+                s(sse.handshake_ms.max),
+            ),
+            (
+                "k6_summary_sse_reconnect_duration_p95".into(),
+                s(sse.reconnect_ms.p95),
+            ),
+            (
+                "k6_summary_sse_reconnect_duration_max".into(),
+                s(sse.reconnect_ms.max),
+            ),
+            (
+                "k6_summary_sse_streams_opened_total".into(),
+                sse.totals.streams_opened as f64,
+            ),
+            (
+                "k6_summary_sse_streams_failed_total".into(),
+                sse.totals.streams_failed as f64,
+            ),
+            (
+                "k6_summary_sse_reconnects_total".into(),
+                sse.totals.reconnects as f64,
+            ),
+            (
+                "k6_summary_sse_events_total".into(),
+                sse.totals.events_received as f64,
+            ),
+        ]);
+    }
+    WriteRequest {
+        timeseries: v
+            .into_iter()
+            .filter_map(|(name, value)| series(&name, &labels, value, ts_ms))
+            .collect::<Vec<TimeSeries>>(),
+    }
+}
+
+/// The EMF documents of a finished run (dimension `scenario`).
+pub fn emf_documents(common: &CommonConfig, r: &RunReport) -> Vec<Emf> {
+    let n = &r.numbers;
+    let mut e = Emf::new(common).dimension("scenario", &r.scenario);
+    e.metric(
+        "loadtest_http_req_duration_p50",
+        n.latency_ms.med,
+        Unit::Milliseconds,
+    )
+    .metric(
+        "loadtest_http_req_duration_p95",
+        n.latency_ms.p95,
+        Unit::Milliseconds,
+    )
+    .metric(
+        "loadtest_http_req_duration_p99",
+        n.latency_ms.p99,
+        Unit::Milliseconds,
+    )
+    .metric(
+        "loadtest_http_req_duration_max",
+        n.latency_ms.max,
+        Unit::Milliseconds,
+    )
+    .metric("loadtest_error_rate", n.error_rate, Unit::None)
+    .metric("loadtest_throughput_rps", n.throughput_rps, Unit::None)
+    .metric(
+        "loadtest_requests_scheduled",
+        n.scheduled as f64,
+        Unit::Count,
+    )
+    .metric("loadtest_requests_sent", n.sent as f64, Unit::Count)
+    .metric("loadtest_requests_errors", n.errors as f64, Unit::Count)
+    .metric("loadtest_requests_dropped", n.dropped as f64, Unit::Count)
+    .metric(
+        "loadtest_shards_failed",
+        n.shards_failed as f64,
+        Unit::Count,
+    )
+    .metric(
+        "loadtest_thresholds_failed",
+        r.thresholds.iter().filter(|t| !t.ok).count() as f64,
+        Unit::Count,
+    )
+    .metric(
+        "loadtest_run_passed",
+        if r.passed { 1.0 } else { 0.0 },
+        Unit::Count,
+    )
+    .metric(
+        "loadtest_gate_blocked",
+        match &r.gate {
+            Some(g) if g.state == crate::gate::GateStatus::Block => 1.0,
+            _ => 0.0,
+        },
+        Unit::Count,
+    )
+    .property("run_id", r.run_id.clone())
+    .property("status", r.status.clone())
+    .property("report", r.artifacts.report.clone());
+    if let Some(sse) = &n.sse {
+        e.metric(
+            "loadtest_sse_handshake_p95",
+            sse.handshake_ms.p95,
+            Unit::Milliseconds,
+        )
+        .metric(
+            "loadtest_sse_reconnect_p95",
+            sse.reconnect_ms.p95,
+            Unit::Milliseconds,
+        );
+    }
+    vec![e]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::tests::result;
+    use crate::aggregate::{Aggregate, SseNumbers, SseTotals};
+    use crate::gate::{GateState, GateStatus};
+    use shared::config::Vars;
+
+    fn common() -> CommonConfig {
+        CommonConfig::from_vars(
+            &Vars::from_pairs([("ENVIRONMENT", "prod"), ("REPORT_BUCKET", "r")]),
+            "loadtest-coordinator",
+        )
+        .unwrap()
+    }
+
+    pub fn report(sse: bool) -> RunReport {
+        let mut a = Aggregate::default();
+        let mut lat = vec![100u64; 95];
+        lat.extend([1200u64; 5]);
+        a.add_result(&result(0, 0, &lat, 2, 3), 103).unwrap();
+        let mut numbers = Numbers::of(&a, 10.0);
+        if sse {
+            numbers.sse = Some(SseNumbers {
+                handshake_ms: numbers.latency_ms.clone(),
+                reconnect_ms: numbers.latency_ms.clone(),
+                totals: SseTotals::default(),
+            });
+        }
+        RunReport {
+            run_id: "run-7".into(),
+            scenario: "quote-generation".into(),
+            environment: "prod".into(),
+            deployment: "d".into(),
+            status: "FAILED".into(),
+            passed: false,
+            aborted: None,
+            t0: "t".into(),
+            finished_at: "t".into(),
+            mode: "http".into(),
+            slices_planned: 2,
+            slices_run: 2,
+            slice_seconds: 600,
+            numbers,
+            thresholds: vec![Judged {
+                metric: "http_req_duration".into(),
+                expr: "p(95)<900".into(),
+                observed: 1200.0,
+                samples: 100,
+                ok: false,
+                abort_on_fail: false,
+            }],
+            baseline: Some(BaselineCheck {
+                reference_run: Some("run-6".into()),
+                reference_throughput_rps: Some(10.0),
+                throughput_rps: 9.5,
+                ratio: Some(0.95),
+                min_ratio: 1.0,
+                ok: false,
+            }),
+            gate: Some(GateState {
+                scenario: "quote-generation".into(),
+                state: GateStatus::Block,
+                consecutive_p95_failures: 2,
+                incident: Some("REL-0001".into()),
+                last_incident: None,
+                reason: "r".into(),
+                last_run_id: "run-7".into(),
+                last_run_passed: false,
+                last_p95_ms: 1200.0,
+                p95_objective: "p(95)<900".into(),
+                last_report: "s3://x".into(),
+                updated_at: "t".into(),
+            }),
+            incident: Some("REL-0001".into()),
+            artifacts: Artifacts {
+                summary: "s".into(),
+                histogram: "h".into(),
+                markdown: "m".into(),
+                chart: "c".into(),
+                report: "r".into(),
+            },
+            remote_write: "sent".into(),
+            notes: vec![],
+        }
+    }
+
+    fn doc() -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../docs/loadtest-coordinator.md"),
+        )
+        .expect("docs/loadtest-coordinator.md")
+    }
+
+    /// The k6 `--summary-export` shape that existing tooling reads.
+    #[test]
+    fn summary_has_the_k6_export_shape() {
+        let s = k6_summary(&report(false));
+        let d = &s["metrics"]["http_req_duration"];
+        for k in ["avg", "min", "med", "max", "p(90)", "p(95)"] {
+            assert!(d[k].is_f64(), "{k}: {d}");
+        }
+        assert!((d["p(95)"].as_f64().unwrap() - 100.0).abs() < 0.1);
+        assert!((d["max"].as_f64().unwrap() - 1200.0).abs() < 2.0);
+        assert_eq!(
+            d["thresholds"]["p(95)<900"], true,
+            "true = failed, as k6 exports it"
+        );
+        assert_eq!(s["metrics"]["http_reqs"]["count"], 100);
+        assert!((s["metrics"]["http_reqs"]["rate"].as_f64().unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(s["metrics"]["dropped_iterations"]["count"], 3);
+        let f = &s["metrics"]["http_req_failed"];
+        assert_eq!(f["passes"], 5);
+        assert_eq!(f["fails"], 98);
+        assert!((f["value"].as_f64().unwrap() - 5.0 / 103.0).abs() < 1e-12);
+        assert_eq!(s["metrics"]["checks"]["passes"], 98);
+        assert_eq!(s["metrics"]["checks"]["fails"], 2);
+        let rg = &s["root_group"];
+        assert_eq!(rg["name"], "");
+        assert_eq!(rg["path"], "");
+        assert_eq!(rg["id"], "d41d8cd98f00b204e9800998ecf8427e");
+        assert!(rg["groups"].as_array().unwrap().is_empty());
+        assert_eq!(rg["checks"][0]["name"], CHECK_NAME);
+        assert_eq!(rg["checks"][0]["passes"], 98);
+        assert_eq!(rg["checks"][0]["id"].as_str().unwrap().len(), 32);
+        assert!(s["state"]["testRunDurationMs"].as_f64().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn prometheus_names_are_documented_and_in_seconds() {
+        let doc = doc();
+        for sse in [false, true] {
+            let req = prom_series(&report(sse), 1_700_000_000_000);
+            for ts in &req.timeseries {
+                let name = &ts
+                    .labels
+                    .iter()
+                    .find(|l| l.name == "__name__")
+                    .unwrap()
+                    .value;
+                assert!(
+                    doc.lines().any(|l| l.starts_with(&format!("| `{name}` |"))),
+                    "series {name} is not documented in docs/loadtest-coordinator.md"
+                );
+                let names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();
+                let mut sorted = names.clone();
+                sorted.sort();
+                assert_eq!(names, sorted);
+            }
+        }
+        let req = prom_series(&report(false), 0);
+        let get = |n: &str| {
+            req.timeseries
+                .iter()
+                .find(|t| {
+                    t.labels
+                        .iter()
+                        .any(|l| l.name == "__name__" && l.value == n)
+                })
+                .map(|t| t.samples[0].value)
+                .unwrap_or_else(|| panic!("{n}"))
+        };
+        assert!(
+            (get("k6_http_req_duration_p95") - 0.1).abs() < 1e-3,
+            "seconds"
+        );
+        assert_eq!(get("k6_http_reqs_total"), 100.0);
+        assert_eq!(get("k6_dropped_iterations_total"), 3.0);
+        assert!((get("k6_http_req_failed_rate") - 5.0 / 103.0).abs() < 1e-12);
+        assert_eq!(get("k6_summary_gate_blocked"), 1.0);
+        assert_eq!(get("k6_summary_baseline_ratio"), 0.95);
+    }
+
+    /// Every EMF metric emitted is documented with its unit and dimension.
+    #[test]
+    fn emitted_metrics_are_documented() {
+        let doc = doc();
+        let c = common();
+        let mut docs = emf_documents(&c, &report(true));
+        let mut e = Emf::new(&c);
+        e.metric("function_errors", 1.0, Unit::Count);
+        docs.push(e);
+        let mut seen = 0;
+        for d in docs {
+            let v = d.to_json(0);
+            let cw = &v["_aws"]["CloudWatchMetrics"][0];
+            let dims: Vec<String> = cw["Dimensions"][0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            for m in cw["Metrics"].as_array().unwrap() {
+                let name = m["Name"].as_str().unwrap();
+                let unit = m["Unit"].as_str().unwrap();
+                let row = doc
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| `{name}` |")))
+                    .unwrap_or_else(|| panic!("metric {name} is not documented"));
+                assert!(
+                    row.contains(&format!("| {unit} |")),
+                    "unit of {name} should be {unit}: {row}"
+                );
+                for extra in dims.iter().skip(2) {
+                    assert!(
+                        row.contains(&format!("`{extra}`")),
+                        "{name} has dimension {extra}: {row}"
+                    );
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 16, "{seen}");
+    }
+
+    #[test]
+    fn markdown_and_chart() {
+        let r = report(false);
+        let md = crate::report::markdown(&r, "latency.svg");
+        assert!(md.contains("![latency by percentile](latency.svg)"));
+        assert!(
+            md.contains("| p95 | 100.0") && md.contains(" | 100 |"),
+            "{md}"
+        );
+        assert!(md.contains("**FAIL**"));
+        assert!(md.contains("REL-0001"));
+        let mut h = loadtest_core::new_histogram();
+        for v in 1..1000u64 {
+            h.saturating_record(v * 1000);
+        }
+        let svg = crate::report::latency_svg("t", &h, &h, Some(900.0)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("polyline") || svg.contains("<path"),
+            "{}",
+            &svg[..200.min(svg.len())]
+        );
+        assert!(svg.contains("p95 objective 900 ms"));
+        assert!(crate::report::latency_svg(
+            "empty",
+            &loadtest_core::new_histogram(),
+            &loadtest_core::new_histogram(),
+            None
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,172 @@
+//! End to end: the coordinator through `cargo lambda watch` invoked with the AWS CLI, fanning
+//! out to REAL loadtest-shard invocations through the Invoke API, which load the REAL local
+//! target (crates/loadtest-target); state and artifacts in moto's S3. Covers a one-slice run
+//! (synchronous answer), shards that fail (host outside the shards' allowlist: counted, their
+//! requests dropped), and a two-slice run handed off by the asynchronous self-invoke.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use suite_tests::{aws_cli_invoke, create_buckets, exclusive_moto, get};
+
+const BUCKET: &str = "playbook-reports";
+
+fn scenario(name: &str, base_url: &str, rate: u32, duration: &str) -> Value {
+    json!({
+        "name": name,
+        "target": {"base_url": base_url},
+        "executor": {"type": "constant-arrival-rate", "rate": rate, "time_unit": "1s", "duration": duration, "max_in_flight": 20},
+        "request": {"method": "POST", "path": "/api/v1/quotes/generate",
+                    "headers": {"content-type": "application/json"},
+                    "body": {"json": {"request_id": "e2e-{{i}}", "items": 3}}},
+        "timeout": "5s",
+        "thresholds": {"http_req_duration": ["p(95)<900"], "http_req_failed": ["rate<0.01"]}
+    })
+}
+
+#[tokio::test]
+async fn coordinator_fans_out_to_real_shards_through_watch() {
+    let (_g, moto) = exclusive_moto().await;
+    let s3 = moto.s3().await;
+    create_buckets(&s3, &[BUCKET]).await;
+    let (port, target) = common::target(&["--latency", "fixed:20ms"]);
+
+    let mut env = moto.env();
+    for (k, v) in [
+        ("ENVIRONMENT", "local"),
+        ("REPORT_BUCKET", BUCKET),
+        ("LOADTEST_ALLOWED_HOSTS", "127.0.0.1"),
+        ("LOADTEST_COORD_SLICE_SECONDS", "5"),
+        ("LOADTEST_COORD_LEAD_SECONDS", "2"),
+        ("LOADTEST_COORD_SHARD_GRACE_SECONDS", "10"),
+        ("LOADTEST_COORD_FINALIZE_WAIT_SECONDS", "30"),
+        ("LOADTEST_COORD_SHARD_RPS", "5"),
+    ] {
+        env.push((k.to_string(), v.to_string()));
+    }
+    // The coordinator's Invoke calls go to the emulator itself; S3 stays on moto.
+    let watch_port = suite_tests::free_port();
+    env.push((
+        "LOADTEST_COORD_LAMBDA_ENDPOINT_URL".into(),
+        format!("http://127.0.0.1:{watch_port}"),
+    ));
+    let watch = common::watch(&env, watch_port);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Warm both functions up (the emulator starts each binary on its first invocation): a
+    // shard asked for a window long over answers at once.
+    let warm = json!({"run_id": "warm", "scenario": scenario("warm", &target, 1, "1s"), "t0_unix_ms": 1000,
+                      "window": {"from_ms": 0, "to_ms": 1000}, "shard_index": 0, "shard_count": 1});
+    let (_, text, doc) = aws_cli_invoke(
+        &watch,
+        "loadtest-shard",
+        &common::write_json(dir.path(), "warm.json", &warm),
+        &env,
+    );
+    assert_eq!(doc["run_id"], "warm", "shard warm-up: {text} {doc}");
+
+    // 1. One slice (4 s < 5 s slices): the invocation answers with the full report.
+    let payload =
+        json!({"scenario": scenario("e2e-quote", &target, 10, "4s"), "run_id": "e2e-one"});
+    let (ok, text, r) = aws_cli_invoke(
+        &watch,
+        "loadtest-coordinator",
+        &common::write_json(dir.path(), "one.json", &payload),
+        &env,
+    );
+    assert!(ok, "{text} {r}");
+    assert_eq!(r["status"], "PASSED", "{r:#}");
+    let n = &r["numbers"];
+    assert_eq!(n["scheduled"], 40, "{n}");
+    assert_eq!(n["sent"], 40);
+    assert_eq!(n["ok"], 40);
+    assert_eq!(n["dropped"], 0);
+    assert_eq!(n["shards_total"], 2, "10/s at 5/s per shard");
+    assert_eq!(n["shards_failed"], 0);
+    let p95 = n["latency_ms"]["p95"].as_f64().unwrap();
+    assert!(
+        (19.0..300.0).contains(&p95),
+        "target answers in 20 ms, p95 {p95}"
+    );
+    assert_eq!(n["latency_ms"]["count"], 40);
+    let key = r["artifacts"]["summary"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&format!("s3://{BUCKET}/"))
+        .to_string();
+    let summary: Value =
+        serde_json::from_slice(&get(&s3, BUCKET, &key).await.expect("summary.json in S3")).unwrap();
+    assert_eq!(summary["metrics"]["http_reqs"]["count"], 40);
+    assert_eq!(
+        summary["metrics"]["http_req_duration"]["thresholds"]["p(95)<900"],
+        false
+    );
+
+    // 2. Shards that fail: `localhost` is not in LOADTEST_ALLOWED_HOSTS, every shard refuses.
+    let refused = json!({"scenario": scenario("e2e-refused", &format!("http://localhost:{port}"), 4, "2s"), "run_id": "e2e-refused"});
+    let (ok, text, r) = aws_cli_invoke(
+        &watch,
+        "loadtest-coordinator",
+        &common::write_json(dir.path(), "refused.json", &refused),
+        &env,
+    );
+    assert!(ok, "the coordinator survives failing shards: {text} {r}");
+    assert_eq!(r["status"], "FAILED");
+    let n = &r["numbers"];
+    assert_eq!(n["scheduled"], 8);
+    assert_eq!(
+        n["dropped"], 8,
+        "a failed shard's requests are dropped, not lost"
+    );
+    assert_eq!(n["shards_failed"], n["shards_total"]);
+    assert_eq!(n["error_rate"], 1.0);
+    assert!(
+        r["notes"].to_string().contains("LOADTEST_ALLOWED_HOSTS")
+            || r["notes"].to_string().contains("allow"),
+        "{}",
+        r["notes"]
+    );
+
+    // 3. Two slices (8 s, 5-second slices): the first invocation hands off to an async
+    // continuation of itself; the report appears in S3 when the second slice is merged.
+    let two = json!({"scenario": scenario("e2e-two", &target, 5, "8s"), "run_id": "e2e-two"});
+    let (ok, text, r) = aws_cli_invoke(
+        &watch,
+        "loadtest-coordinator",
+        &common::write_json(dir.path(), "two.json", &two),
+        &env,
+    );
+    assert!(ok, "{text} {r}");
+    assert_eq!(r["status"], "SLICE_DONE", "{r}");
+    assert_eq!(r["next_slice"], 1);
+    let report_key = r["report"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&format!("s3://{BUCKET}/"))
+        .to_string();
+    let start = Instant::now();
+    let report: Value = loop {
+        if let Some(b) = get(&s3, BUCKET, &report_key).await {
+            break serde_json::from_slice(&b).unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no report at {report_key} after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(report["slices_run"], 2);
+    assert_eq!(report["numbers"]["scheduled"], 40);
+    assert_eq!(report["numbers"]["sent"], 40, "{:#}", report["numbers"]);
+    assert_eq!(report["numbers"]["dropped"], 0);
+    assert_eq!(report["status"], "PASSED");
+    let lag_p99 = report["numbers"]["scheduler_lag_ms"]["p99"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        lag_p99 < 100.0,
+        "slice 1 started on time (lag p99 {lag_p99} ms)"
+    );
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The load-test part of the demo: starts the local target (crates/loadtest-target) on
+# 127.0.0.1:8480, uploads the scenario files to moto (s3://playbook-reports/k6/scenarios/, as
+# Terraform does), creates the REL incident topic, and runs each scenario's short *-demo.json
+# through loadtest-coordinator in the Lambda emulator (`make invoke`), which fans out to
+# loadtest-shard. Prints each run's merged numbers, thresholds and gate, the artifacts in S3,
+# and the one-call gate read CI does. About a minute per scenario.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+tools/local-aws.sh start >/dev/null
+eval "$(tools/local-aws.sh env)"
+export AWS_REQUEST_CHECKSUM_CALCULATION=when_required AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+aws_() { aws --endpoint-url "$MOTO_URL" "$@"; }
+bucket=playbook-reports
+aws_ s3 mb "s3://$bucket" >/dev/null 2>&1 || true
+aws_ sns create-topic --name loadtest-incidents-local >/dev/null
+
+# The target the demo scenarios point at (127.0.0.1:8480): 40 ms median, a slow tail, 0.2 % 503s.
+target_pid=""
+if ! (exec 3<>/dev/tcp/127.0.0.1/8480) 2>/dev/null; then
+  cargo build --quiet -p loadtest-target
+  target/debug/loadtest-target --addr 127.0.0.1:8480 --latency 'quantiles:0=10ms,0.5=40ms,0.95=120ms,1=400ms' \
+    --error-rate 0.002 --sse-interval 500ms --sse-drop-after 20 > .local/loadtest-target.log 2>&1 &
+  target_pid=$!
+  trap '[[ -n "$target_pid" ]] && kill "$target_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8480) 2>/dev/null && break; sleep 0.1; done
+fi
+
+echo "== uploading events/loadtest/*.json to s3://$bucket/k6/scenarios/"
+aws_ s3 cp --quiet --recursive --exclude '*' --include '*.json' events/loadtest "s3://$bucket/k6/scenarios/"
+
+run="$(date -u +%Y%m%dT%H%M%S)"
+for scenario in quote-generation bulk-import realtime-events; do
+  name="$scenario-demo"
+  echo
+  echo "== $name: coordinator -> shards -> local target (run demo-$name-$run)"
+  printf '{"scenario": "%s", "run_id": "demo-%s-%s"}' "$name" "$name" "$run" > ".local/demo-loadtest-$name.json"
+  make --no-print-directory invoke FN=loadtest-coordinator EVENT=".local/demo-loadtest-$name.json" > ".local/demo-loadtest-$name.out.json"
+  python3 - ".local/demo-loadtest-$name.out.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if "numbers" not in r:
+    print("  ", json.dumps(r)); sys.exit(0)
+n = r["numbers"]; l = n["latency_ms"]
+print(f"  status {r['status']}   slices {r['slices_run']}/{r['slices_planned']}   shards {n['shards_total']} ({n['shards_failed']} failed)")
+print(f"  scheduled {n['scheduled']}  sent {n['sent']}  ok {n['ok']}  errors {n['errors']}  dropped {n['dropped']}")
+print(f"  error rate {100*n['error_rate']:.3f} % of {n['error_rate_samples']}   throughput {n['throughput_rps']:.2f}/s over {n['duration_s']:.0f} s")
+print(f"  latency (merged histograms, {l['count']} samples): p50 {l['med']:.1f}  p90 {l['p90']:.1f}  p95 {l['p95']:.1f}  p99 {l['p99']:.1f}  max {l['max']:.1f} ms")
+if n.get("sse"):
+    s = n["sse"]; t = s["totals"]
+    print(f"  SSE: clients {t['clients']}  opened {t['streams_opened']}  failed {t['streams_failed']}  reconnects {t['reconnects']}  events {t['events_received']}")
+    print(f"       handshake p95 {s['handshake_ms']['p95']:.1f} ms ({s['handshake_ms']['count']})   reconnect p95 {s['reconnect_ms']['p95']:.1f} ms ({s['reconnect_ms']['count']})")
+for t in r["thresholds"]:
+    print(f"  threshold {t['metric']} {t['expr']}: observed {t['observed']:.4f} on {t['samples']} samples -> {'pass' if t['ok'] else 'FAIL'}")
+b = r.get("baseline")
+if b:
+    print(f"  baseline: ratio {b['ratio']} vs {b['reference_run'] or 'none yet (this run sets it)'} -> {'pass' if b['ok'] else 'FAIL'}")
+print(f"  gate {r['gate']['state']}: {r['gate']['reason']}")
+print(f"  report {r['artifacts']['report']}")
+PY
+done
+
+echo
+echo "== artifacts of the last run"
+aws_ s3 ls --recursive "s3://$bucket/k6/$(date -u +%Y-%m-%d)/realtime-events-demo/" | tail -5
+echo "== the gate, as CI reads it (one call)"
+echo "   aws s3 cp s3://$bucket/k6/gate/quote-generation-demo.json - | jq -e '.state == \"PASS\"'"
+aws_ s3 cp "s3://$bucket/k6/gate/quote-generation-demo.json" -
