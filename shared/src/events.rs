@@ -38,14 +38,44 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 pub fn is_s3_event(v: &Value) -> bool {
     v.get("Records").is_some()
         || str_at(v, &["source"]) == Some("aws.s3")
-        || str_at(v, &["Event"]) == Some("s3:TestEvent")
+        // An S3 test event or an EventBridge S3 event with a damaged field is still one: it
+        // gets an error naming that field, not a manual-payload error.
+        || v.get("Event").is_some()
+        || str_at(v, &["Service"]) == Some("Amazon S3")
+        || v.pointer("/detail/bucket").is_some()
 }
 
 /// Parses an S3 notification or an EventBridge "Object Created" event into object references.
 /// `s3:TestEvent` (sent when a notification is configured) yields no objects.
 pub fn parse_s3_event(v: &Value) -> Result<Vec<S3ObjectRef>, SuiteError> {
-    if str_at(v, &["Event"]) == Some("s3:TestEvent") {
-        return Ok(vec![]);
+    if v.get("Records").is_none()
+        && (v.get("Event").is_some() || str_at(v, &["Service"]) == Some("Amazon S3"))
+    {
+        let e = v.get("Event").unwrap_or(&Value::Null);
+        if e.as_str() == Some("s3:TestEvent") {
+            return Ok(vec![]);
+        }
+        return Err(SuiteError::invalid(
+            "Event",
+            format!("{e} is not \"s3:TestEvent\""),
+            "send an S3 notification (`Records`) or S3's test event",
+        ));
+    }
+    if v.get("Records").is_none() && v.pointer("/detail/bucket").is_some() {
+        if let Some(src) = str_at(v, &["source"]).filter(|s| *s != "aws.s3") {
+            return Err(SuiteError::invalid(
+                "source",
+                format!("{src:?} is not aws.s3"),
+                "send an EventBridge S3 event (source aws.s3)",
+            ));
+        }
+        if str_at(v, &["source"]).is_none() {
+            return Err(SuiteError::invalid(
+                "source",
+                "missing or not a string",
+                "send an EventBridge S3 event (source aws.s3)",
+            ));
+        }
     }
     if str_at(v, &["source"]) == Some("aws.s3") {
         // EventBridge: keys arrive raw, not URL-encoded.

@@ -83,10 +83,11 @@ pub fn parse_event(event: &Value) -> Result<Job, SuiteError> {
         }
         return Ok(Job::Objects(objects));
     }
-    let m: Manual = serde_json::from_value(event.clone()).map_err(|e| {
+    let m: Manual = serde_path_to_error::deserialize(event).map_err(|e| {
+        let path = e.path().to_string();
         SuiteError::invalid(
-            "payload",
-            e.to_string(),
+            if path == "." { "payload".to_string() } else { path },
+            e.inner().to_string(),
             "send an S3 event, {\"bucket\": ..., \"key\": ...} or {\"rebuild_rollup\": \"YYYY-MM\"}",
         )
     })?;

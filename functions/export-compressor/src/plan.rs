@@ -420,6 +420,8 @@ pub fn parse_month(s: &str) -> Result<String, String> {
     let ok = s.len() == 7
         && s.as_bytes()[4] == b'-'
         && s[..4].bytes().all(|b| b.is_ascii_digit())
+        // Two ASCII digits: `parse::<u32>` alone would take "+1".
+        && s[5..].bytes().all(|b| b.is_ascii_digit())
         && s[5..]
             .parse::<u32>()
             .map(|m| (1..=12).contains(&m))

@@ -213,13 +213,13 @@ impl<S: ExportStore> Engine<'_, S> {
         };
         // Tags first: an object under legal hold is never read, never written, never deleted.
         let Some(tags) = self.store.tags(bucket, key).await? else {
-            return self.gone_or_done(bucket, key).await;
+            return self.gone_or_done(bucket, key, now).await;
         };
         if legal_hold(&tags) {
             return Ok(Outcome::skipped(bucket, key, &Skip::LegalHold));
         }
         let Some(head) = self.store.head(bucket, key).await? else {
-            return self.gone_or_done(bucket, key).await;
+            return self.gone_or_done(bucket, key, now).await;
         };
         if let Err(skip) = check_head(
             head.content_encoding.as_deref(),
@@ -360,7 +360,7 @@ impl<S: ExportStore> Engine<'_, S> {
             .record(
                 bucket,
                 key,
-                head.etag.as_deref(),
+                &built.digest.sha256,
                 &final_key,
                 built.target,
                 &saving,
@@ -380,12 +380,40 @@ impl<S: ExportStore> Engine<'_, S> {
         Ok(outcome)
     }
 
-    async fn gone_or_done(&self, bucket: &str, key: &str) -> SuiteResult<Outcome> {
+    async fn gone_or_done(
+        &self,
+        bucket: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> SuiteResult<Outcome> {
         let s = self.settings;
         for k in possible_outputs(key, &s.source_prefix, &s.output_prefix) {
-            if self.store.head(bucket, &k).await?.is_some() {
+            if let Some(h) = self.store.head(bucket, &k).await? {
                 let mut o = Outcome::new(bucket, key, Status::AlreadyDone);
                 o.reason = Some("the original is gone and its output exists".into());
+                // An earlier delivery may have been stopped between deleting the original and
+                // recording it: the output's metadata says what it replaced, so record it now
+                // (a no-op when the record exists).
+                let sha = h.metadata.get(META_SOURCE_SHA256);
+                let before = h
+                    .metadata
+                    .get(META_SOURCE_BYTES)
+                    .and_then(|b| b.parse::<u64>().ok());
+                if let (Some(sha), Some(before)) = (sha, before) {
+                    let target = if h.content_encoding.as_deref() == Some("gzip") {
+                        Target::Gzip
+                    } else {
+                        Target::Parquet
+                    };
+                    let saving = Saving::new(before, h.size, h.storage_class.as_deref(), &s.prices);
+                    match self
+                        .record(bucket, key, sha, &k, target, &saving, now)
+                        .await
+                    {
+                        Ok(r) => o.rollup = Some(r),
+                        Err(e) => o.warnings.push(format!("monthly roll-up not updated: {e}")),
+                    }
+                }
                 o.output_key = Some(k);
                 return Ok(o);
             }
@@ -492,7 +520,7 @@ impl<S: ExportStore> Engine<'_, S> {
         &self,
         bucket: &str,
         key: &str,
-        etag: Option<&str>,
+        source_sha256: &str,
         output_key: &str,
         target: Target,
         saving: &Saving,
@@ -500,8 +528,10 @@ impl<S: ExportStore> Engine<'_, S> {
     ) -> SuiteResult<String> {
         let month = now.format("%Y-%m").to_string();
         let rb = &self.common.report_bucket;
+        // Keyed by the source's content (also in the output's metadata), so a redelivery that
+        // finds only the output records the same export under the same id.
         let id = hex::encode(Sha256::digest(
-            format!("{bucket}\n{key}\n{}", etag.unwrap_or("")).as_bytes(),
+            format!("{bucket}\n{key}\n{source_sha256}").as_bytes(),
         ));
         let record_key = format!("{}{}.json", self.records_prefix(&month), &id[..32]);
         let rollup_key = self.rollup_key(&month);
@@ -531,6 +561,22 @@ impl<S: ExportStore> Engine<'_, S> {
         rollup.add(target, saving);
         rollup.updated_at = now.to_rfc3339();
         self.put_rollup(&rollup_key, &rollup).await?;
+        // Read-modify-write loses an update when two exports finish together. Every writer
+        // checks after its own write that the count matches the records, and recounts when it
+        // does not, so the last writer leaves the sum right.
+        let records = self
+            .store
+            .list_keys(rb, &self.records_prefix(&month))
+            .await?
+            .len() as u64;
+        if records != rollup.objects {
+            tracing::info!(
+                records,
+                rollup = rollup.objects,
+                "roll-up raced with another export; recounting from the records"
+            );
+            self.rebuild_rollup(&month, now).await?;
+        }
         Ok(rollup_key)
     }
 

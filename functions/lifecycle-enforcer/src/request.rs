@@ -197,7 +197,7 @@ impl Payload {
             SuiteError::invalid(
                 "action",
                 "missing",
-                "send {\"action\": \"sweep\"} or {\"action\": \"reconcile\"}",
+                "send {\"action\": \"sweep\"} or {\"action\": \"reconcile\"}, or an S3 event (`Records`)",
             )
         })?;
         let policy = match self.policy {

@@ -63,8 +63,17 @@ impl Manifest {
                 return Err(InventoryError::Checksum { expected, actual });
             }
         }
+        // The path names the field (`files[0].size`), which serde's message alone does not.
         let m: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| InventoryError::Manifest(e.to_string()))?;
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    if path == "." {
+                        InventoryError::Manifest(e.inner().to_string())
+                    } else {
+                        InventoryError::Manifest(format!("field `{path}`: {}", e.inner()))
+                    }
+                })?;
         if !m.file_format.eq_ignore_ascii_case("CSV") {
             return Err(InventoryError::Format(m.file_format));
         }
