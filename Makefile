@@ -31,7 +31,7 @@ up: bootstrap ## Start moto and cargo lambda watch in the background (ports MOTO
 down: ## Stop what `make up` started
 	@tools/local-aws.sh stop
 
-DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh
+DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh tools/demo-loadtest.sh tools/demo-finops.sh
 demo: up services ## Run each function through the Lambda emulator against moto and print what it did
 	@set -e; for d in $(DEMOS); do echo; echo "=== $$d"; bash $$d; done
 
@@ -79,6 +79,7 @@ bench: bootstrap ## Benchmarks side by side with their peers (docs/benchmarks.md
 	cargo bench -p manifest-diff --bench inventory_join -- --objects $(OBJECTS)
 	cargo bench -p export-compressor --bench compression -- --mb $(EXPORT_MB)
 	cargo bench -p loadtest-shard --bench loadgen -- --secs 10 --rate 20000 --connections 50 --streams 500
+	cargo bench -p cost-anomaly --bench detector_eval
 
 test-faults: ## Fault-injection tests: the fault proxy in front of moto (docs/reliability.md)
 	cargo test -p fault-proxy -p fault-tests

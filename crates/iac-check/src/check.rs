@@ -709,8 +709,12 @@ pub const LANDED: &[&str] = &[
     "lifecycle-enforcer",
     "export-compressor",
     "chaos-runner",
-    // loadtest-shard's trigger is the coordinator's invoke permission, which lands with
-    // loadtest-coordinator; strict again then.
+    "loadtest-shard",
+    "loadtest-coordinator",
+    "cost-anomaly",
+    "dr-restore",
+    "worker-scaler",
+    "uptime-probe",
 ];
 
 pub fn is_strict(_repo: &Path, name: &str) -> bool {
