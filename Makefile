@@ -76,10 +76,12 @@ OBJECTS ?= 10000000
 EXPORT_MB ?= 1024
 bench: bootstrap ## Benchmarks side by side with their peers (docs/benchmarks.md); OBJECTS=… per side, EXPORT_MB=…
 	@$(VENV_BIN)/pip install --quiet --disable-pip-version-check -r tools/requirements-bench.txt
+	@tools/bench-peers.sh
 	cargo bench -p manifest-diff --bench inventory_join -- --objects $(OBJECTS)
 	cargo bench -p export-compressor --bench compression -- --mb $(EXPORT_MB)
 	cargo bench -p loadtest-shard --bench loadgen -- --secs 10 --rate 20000 --connections 50 --streams 500
 	cargo bench -p cost-anomaly --bench detector_eval
+	cargo bench -p suite-tests --bench cold_start
 
 test-faults: ## Fault-injection tests: the fault proxy in front of moto (docs/reliability.md)
 	cargo test -p fault-proxy -p fault-tests
