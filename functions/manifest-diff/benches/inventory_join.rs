@@ -198,6 +198,7 @@ cols = "{'bucket':'VARCHAR','key':'VARCHAR','version':'VARCHAR','is_latest':'BOO
 t = time.time()
 con = duckdb.connect()
 con.execute("SET threads=2")
+con.execute("SET enable_progress_bar=false")
 con.execute(f"SET temp_directory='{root}/duckdb-tmp'")
 q = f"""
 WITH p AS (SELECT key, size, etag FROM read_csv('{root}/primary/data/*.csv.gz', header=false, columns={cols}) WHERE is_latest AND NOT is_dm),
@@ -221,10 +222,11 @@ fn run_child(cmd: &mut Command) -> serde_json::Value {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     // The child's result is its last line that is a JSON object (libraries may print first).
+    // A progress bar may share the line (carriage returns, no newline): start at its `{"`.
     let line = text
         .lines()
         .rev()
-        .find(|l| l.trim_start().starts_with('{'))
+        .find_map(|l| l.find("{\"").map(|i| &l[i..]))
         .unwrap_or("{}");
     serde_json::from_str(line).unwrap_or_else(|e| panic!("child JSON {e}: {text}"))
 }
