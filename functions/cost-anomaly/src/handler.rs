@@ -253,7 +253,7 @@ pub async fn handle<S: ObjectStore, C: CostSource, B: BudgetsApi>(
     deps: &Deps<S, C, B>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span(&event.context);
+    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
     async move {
         let result = handle_inner(deps, event.payload).await;
         if let Err(e) = &result {

@@ -74,7 +74,7 @@ pub async fn handle<R: Rds, S: StateStore, D: RestoredDb, K: SecretSource, P: Pa
     deps: &Deps<R, S, D, K, P>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span(&event.context);
+    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
     async move {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let left = shared::telemetry::time_left(event.context.deadline, now_ms);

@@ -173,7 +173,7 @@ pub async fn handle<S: ObjectStore, P: LifecyclePort>(
     deps: &Deps<S, P>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span(&event.context);
+    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
     async move {
         // Boxed: the sweep's future is deep enough to exceed the compiler's layout depth limit.
         let result = Box::pin(handle_inner(deps, event)).await;

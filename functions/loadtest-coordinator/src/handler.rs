@@ -139,7 +139,7 @@ pub async fn handle<S: Store, I: Invoker, N: Notifier>(
     deps: &Deps<S, I, N>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span(&event.context);
+    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
     async move {
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {

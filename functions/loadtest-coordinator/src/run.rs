@@ -426,6 +426,8 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         };
         let n = slice.shards;
         let deadline = run.t0_unix_ms + slice.window.to_ms + run.grace_ms;
+        // The shards continue this invocation's trace (and pass it on to the target).
+        let traceparent = shared::otel::current_traceparent();
         let calls = (0..n).map(|j| {
             let req = ShardRequest {
                 run_id: run.run_id.clone(),
@@ -435,7 +437,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 slice_index: slice.index,
                 shard_index: j,
                 shard_count: n,
-                traceparent: None,
+                traceparent: traceparent.clone(),
             };
             let expected = match (run.plan.mode, &sched) {
                 (Mode::Sse, _) => sse_clients_of(sse_clients, j, n),

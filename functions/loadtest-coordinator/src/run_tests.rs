@@ -519,3 +519,59 @@ async fn bad_scenarios_name_the_field() {
     assert!(e.contains("s3://reports/k6/scenarios/nope.json"), "{e}");
     assert!(store.keys().is_empty(), "nothing recorded for refused runs");
 }
+
+/// The shards continue the coordinator's trace: each ShardRequest carries a `traceparent` of
+/// the invocation's trace (the shard passes it on to the target).
+#[tokio::test]
+async fn shard_requests_carry_the_invocations_trace_context() {
+    use tracing::Instrument as _;
+    let (common, st) = settings("2");
+    shared::telemetry::init(&common);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = MapStore::default();
+    let seen = std::sync::Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let seen2 = seen.clone();
+    let shards = FakeShards {
+        behaviour: Box::new(move |r| {
+            seen2.lock().unwrap().push(r.traceparent.clone());
+            Behaviour {
+                latency_ms: 5,
+                error_every: None,
+                fail: false,
+            }
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let start = StartRequest {
+        scenario: ScenarioRef::Inline(scenario(
+            "1s",
+            4,
+            json!({"http_req_duration": ["p(95)<900"]}),
+        )),
+        run_id: Some("run-trace".into()),
+        base_url: None,
+    };
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let span = shared::telemetry::invocation_span_from(
+        &lambda_runtime::Context::default(),
+        &json!({ "traceparent": incoming }),
+    );
+    drive(&engine, &mut rx, start).instrument(span).await;
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty(), "no shard was invoked");
+    for tp in seen.iter() {
+        let tp = tp.as_deref().expect("a shard request without traceparent");
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{tp} does not continue the incoming trace"
+        );
+        assert!(
+            shared::otel::parse_traceparent(tp).is_some(),
+            "{tp} is not W3C"
+        );
+    }
+}

@@ -234,7 +234,7 @@ pub async fn handle<S: ObjectStore>(
     deps: &Deps<S>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span(&event.context);
+    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
     async move {
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {

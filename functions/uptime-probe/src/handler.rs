@@ -120,7 +120,7 @@ pub async fn probe_all(deps: &Deps, targets: &[&Target]) -> Vec<ProbeResult> {
 }
 
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span(&event.context);
+    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
     async move {
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {

@@ -158,7 +158,7 @@ pub async fn handle<T: ScalingTarget>(
     deps: &Deps<T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span(&event.context);
+    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
     async move {
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {
