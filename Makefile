@@ -36,7 +36,7 @@ demo: up services ## Run each function through the Lambda emulator against moto 
 	@set -e; for d in $(DEMOS); do echo; echo "=== $$d"; bash $$d; done
 
 test: bootstrap services ## All tests: unit, integration against moto, end to end through cargo lambda watch and the AWS CLI
-	cargo test --workspace --all-targets -- --test-threads=4
+	cargo test --workspace --all-targets --no-fail-fast -- --test-threads=4
 
 test-unit: ## Unit tests only (no services)
 	cargo test --workspace --lib --bins

@@ -253,7 +253,14 @@ async fn moto_down_then_back_mid_run_and_down_for_good() {
     let f = Faulted::new(m).await;
     let d = deps(&f, tmp.path());
     let flip = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Go down once the run is a few requests in (a fixed delay let a fast machine finish
+        // all six exports before the outage began).
+        for _ in 0..1000 {
+            if f.proxy.stats().forwarded >= 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         f.proxy.set_down(true);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         f.proxy.set_down(false);

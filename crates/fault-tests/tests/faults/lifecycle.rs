@@ -273,7 +273,13 @@ async fn events_through_resets_and_an_outage_tag_each_object_once_and_skip_holds
     f.proxy
         .error_burst(BURST_FRACTION, BURST, ErrorKind::SlowDown);
     let outage = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Once the run is a few requests in, not after a fixed delay a fast machine outruns.
+        for _ in 0..1000 {
+            if f.proxy.stats().forwarded >= 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         f.proxy.set_down(true);
         tokio::time::sleep(Duration::from_millis(800)).await;
         f.proxy.set_down(false);
