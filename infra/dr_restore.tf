@@ -17,7 +17,7 @@ variable "dr_enabled" {
 }
 
 variable "dr_source_db_instance" {
-  description = "DR_SOURCE_DB_INSTANCE: the DB instance restored by drills (null when dr_source_db_cluster is used)."
+  description = "DR_SOURCE_DB_INSTANCE: the DB instance restored by drills; null: the postgres_dr primary when postgres_dr_enabled (and no dr_source_db_cluster)."
   type        = string
   default     = null
 }
@@ -33,20 +33,26 @@ variable "dr_source_db_cluster" {
   }
 }
 
+variable "dr_source_kms_key_arn" {
+  description = "Customer managed KMS key the source is encrypted with (RDS creates the restore's grants on it as the function: kms:CreateGrant, kms:DescribeKey via RDS); null: none, or the postgres_dr module's key when the source is its primary. Not needed for the AWS managed aws/rds key."
+  type        = string
+  default     = null
+}
+
 variable "dr_subnet_group" {
-  description = "DR_SUBNET_GROUP: DB subnet group of restored instances (never the default)."
+  description = "DR_SUBNET_GROUP: DB subnet group of restored instances (never the default); \"\": the postgres_dr module's."
   type        = string
   default     = ""
 }
 
 variable "dr_security_group_ids" {
-  description = "DR_SECURITY_GROUP_IDS: VPC security groups of restored instances; they must admit PostgreSQL from dr_lambda_security_group_ids."
+  description = "DR_SECURITY_GROUP_IDS: VPC security groups of restored instances; they must admit PostgreSQL from dr_lambda_security_group_ids. []: the postgres_dr module's restore group (which does)."
   type        = list(string)
   default     = []
 }
 
 variable "dr_parameter_group" {
-  description = "DR_PARAMETER_GROUP: DB parameter group of restored instances (cluster mode: DB cluster parameter group). Set rds.force_ssl = 0 in it (the check connects without TLS)."
+  description = "DR_PARAMETER_GROUP: DB parameter group of restored instances (cluster mode: DB cluster parameter group). Set rds.force_ssl = 0 in it (the check connects without TLS). \"\": the postgres_dr module's restore group (the primary's settings, rds.force_ssl = 0)."
   type        = string
   default     = ""
 }
@@ -58,12 +64,13 @@ variable "dr_instance_parameter_group" {
 }
 
 variable "dr_instance_class" {
-  description = "DR_INSTANCE_CLASS of restored instances."
+  description = "DR_INSTANCE_CLASS of restored instances; null: the postgres_dr primary's class (a drill then measures the restore a real recovery would get), else db.t4g.medium."
   type        = string
-  default     = "db.t4g.medium"
+  default     = null
 
   validation {
-    condition     = startswith(var.dr_instance_class, "db.")
+    # No short-circuit in Terraform's ||: a conditional keeps startswith away from null.
+    condition     = var.dr_instance_class == null ? true : startswith(var.dr_instance_class, "db.")
     error_message = "dr_instance_class must be an instance class like db.t4g.medium."
   }
 }
@@ -75,19 +82,19 @@ variable "dr_tags" {
 }
 
 variable "dr_db_name" {
-  description = "DR_DB_NAME: the database checked on the restored instance."
+  description = "DR_DB_NAME: the database checked on the restored instance (and the database the postgres_dr module creates)."
   type        = string
   default     = "app"
 }
 
 variable "dr_db_secret_arn" {
-  description = "DR_DB_SECRET_ID: Secrets Manager secret ({\"username\", \"password\"}) to connect to restored databases."
+  description = "DR_DB_SECRET_ID: Secrets Manager secret ({\"username\", \"password\"}) to connect to restored databases; \"\": the postgres_dr master secret."
   type        = string
   default     = ""
 }
 
 variable "dr_db_secret_kms_key_arn" {
-  description = "KMS key of the secret when it is not encrypted with the AWS managed key; null otherwise."
+  description = "KMS key of the secret when it is not encrypted with the AWS managed key; null otherwise (with the postgres_dr master secret: its key, set automatically)."
   type        = string
   default     = null
 }
@@ -164,7 +171,7 @@ variable "dr_schedule_enabled" {
 }
 
 variable "dr_failover_replica" {
-  description = "DR_FAILOVER_REPLICA: the read replica a rehearsal promotes (null: no rehearsal)."
+  description = "DR_FAILOVER_REPLICA: the read replica a rehearsal promotes; null: the postgres_dr standby when it is in the deployment region, else no rehearsal."
   type        = string
   default     = null
 }
@@ -197,12 +204,30 @@ locals {
   dr_prefix       = "dr-drill-"
   dr_cluster_mode = var.dr_source_db_cluster != null
 
+  # The database side: an explicit dr_* variable wins; otherwise what modules/postgres/dr
+  # created (postgres_dr.tf). Instance mode only: an Aurora source is not the module's.
+  dr_pg_on              = var.postgres_dr_enabled && !local.dr_cluster_mode
+  dr_pg                 = local.dr_pg_on ? one(module.postgres_dr[*]) : null
+  dr_source_db_instance = local.dr_pg_on && var.dr_source_db_instance == null ? local.dr_pg.primary_identifier : var.dr_source_db_instance
+  dr_subnet_group       = local.dr_pg_on && var.dr_subnet_group == "" ? local.dr_pg.subnet_group_name : var.dr_subnet_group
+  dr_security_group_ids = local.dr_pg_on && length(var.dr_security_group_ids) == 0 ? [local.dr_pg.restore_security_group_id] : var.dr_security_group_ids
+  dr_parameter_group    = local.dr_pg_on && var.dr_parameter_group == "" ? local.dr_pg.restore_parameter_group_name : var.dr_parameter_group
+  dr_instance_class     = var.dr_instance_class != null ? var.dr_instance_class : (local.dr_pg_on ? local.dr_pg.restore_instance_class : "db.t4g.medium")
+  dr_db_secret_arn      = local.dr_pg_on && var.dr_db_secret_arn == "" ? local.dr_pg.master_user_secret_arn : var.dr_db_secret_arn
+  # Known at plan time (it decides whether the policy has the statement); the key's ARN may not be.
+  dr_db_secret_key_needed  = var.dr_db_secret_kms_key_arn != null || (local.dr_pg_on && var.dr_db_secret_arn == "")
+  dr_db_secret_kms_key_arn = var.dr_db_secret_kms_key_arn != null ? var.dr_db_secret_kms_key_arn : (local.dr_pg_on ? local.dr_pg.master_user_secret_kms_key_arn : null)
+  dr_source_key_needed     = var.dr_source_kms_key_arn != null || (local.dr_pg_on && var.dr_source_db_instance == null)
+  dr_source_kms_key_arn    = var.dr_source_kms_key_arn != null ? var.dr_source_kms_key_arn : (local.dr_pg_on ? local.dr_pg.kms_key_arn : null)
+  # dr-restore's RDS client is the deployment region's: a standby elsewhere is promoted by hand.
+  dr_failover_replica = var.dr_failover_replica != null ? var.dr_failover_replica : (local.dr_pg_on ? (local.dr_pg.replica_in_primary_region ? local.dr_pg.replica_identifier : null) : null)
+
   dr_state_objects  = "arn:${local.partition}:s3:::${var.report_bucket}/dr-restore/*"
   dr_report_objects = "arn:${local.partition}:s3:::${var.report_bucket}/${var.report_prefix}dr/*"
 
   dr_db_arn      = "arn:${local.partition}:rds:${local.region}:${local.account_id}:db"
   dr_cluster_arn = "arn:${local.partition}:rds:${local.region}:${local.account_id}:cluster"
-  dr_source_arn  = local.dr_cluster_mode ? "${local.dr_cluster_arn}:${coalesce(var.dr_source_db_cluster, "none")}" : "${local.dr_db_arn}:${coalesce(var.dr_source_db_instance, "none")}"
+  dr_source_arn  = local.dr_cluster_mode ? "${local.dr_cluster_arn}:${coalesce(var.dr_source_db_cluster, "none")}" : "${local.dr_db_arn}:${coalesce(local.dr_source_db_instance, "none")}"
 
   dr_param_names = flatten([for k, v in var.dr_failover_params : [v.param, v.standby_param]])
   dr_param_arns  = [for p in local.dr_param_names : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(p, "/")}"]
@@ -232,13 +257,29 @@ data "aws_iam_policy_document" "dr_restore" {
     ]
   }
 
+  # A source under a customer managed key (the postgres_dr module's): RDS creates the restored
+  # instance's grants on the key as the caller. Only through RDS in this region.
+  dynamic "statement" {
+    for_each = local.dr_source_key_needed ? [1] : []
+    content {
+      sid       = "RestoreEncryptedSource"
+      actions   = ["kms:CreateGrant", "kms:DescribeKey"]
+      resources = [local.dr_source_kms_key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["rds.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
   # The explicit subnet, security and parameter groups named in the restore call.
   statement {
     sid       = "NamedGroups"
     actions   = local.dr_cluster_mode ? ["rds:RestoreDBClusterToPointInTime", "rds:CreateDBInstance"] : ["rds:RestoreDBInstanceToPointInTime"]
     resources = compact([
-      "arn:${local.partition}:rds:${local.region}:${local.account_id}:subgrp:${var.dr_subnet_group}",
-      local.dr_cluster_mode ? "arn:${local.partition}:rds:${local.region}:${local.account_id}:cluster-pg:${var.dr_parameter_group}" : "arn:${local.partition}:rds:${local.region}:${local.account_id}:pg:${var.dr_parameter_group}",
+      "arn:${local.partition}:rds:${local.region}:${local.account_id}:subgrp:${local.dr_subnet_group}",
+      local.dr_cluster_mode ? "arn:${local.partition}:rds:${local.region}:${local.account_id}:cluster-pg:${local.dr_parameter_group}" : "arn:${local.partition}:rds:${local.region}:${local.account_id}:pg:${local.dr_parameter_group}",
       var.dr_instance_parameter_group == null ? "" : "arn:${local.partition}:rds:${local.region}:${local.account_id}:pg:${var.dr_instance_parameter_group}",
       "arn:${local.partition}:rds:${local.region}:${local.account_id}:og:*",
     ])
@@ -261,31 +302,31 @@ data "aws_iam_policy_document" "dr_restore" {
   statement {
     sid       = "DatabaseCredentials"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.dr_db_secret_arn]
+    resources = [local.dr_db_secret_arn]
   }
 
   dynamic "statement" {
-    for_each = var.dr_db_secret_kms_key_arn == null ? [] : [1]
+    for_each = local.dr_db_secret_key_needed ? [1] : []
     content {
       sid       = "DatabaseCredentialsKey"
       actions   = ["kms:Decrypt"]
-      resources = [var.dr_db_secret_kms_key_arn]
+      resources = [local.dr_db_secret_kms_key_arn]
     }
   }
 
   # Failover rehearsal: promote the replica, switch the flags.
   dynamic "statement" {
-    for_each = var.dr_failover_replica == null ? [] : [1]
+    for_each = local.dr_failover_replica == null ? [] : [1]
     content {
       sid       = "PromoteReplica"
       actions   = ["rds:PromoteReadReplica", "rds:DescribeDBInstances"]
-      resources = ["${local.dr_db_arn}:${var.dr_failover_replica}"]
+      resources = ["${local.dr_db_arn}:${local.dr_failover_replica}"]
     }
   }
 
   # Aurora variant of the rehearsal: fail the cluster over to its replica.
   dynamic "statement" {
-    for_each = var.dr_failover_replica == null ? [] : [1]
+    for_each = local.dr_failover_replica == null ? [] : [1]
     content {
       sid       = "FailoverCluster"
       actions   = ["rds:FailoverDBCluster", "rds:DescribeDBClusters"]
@@ -335,24 +376,24 @@ module "dr_restore" {
       REPORT_PREFIX               = var.report_prefix
       METRICS_NAMESPACE           = var.metrics_namespace
       LOG_MASK_FIELDS             = join(",", var.log_mask_fields)
-      DR_SOURCE_DB_INSTANCE       = var.dr_source_db_instance == null ? "" : var.dr_source_db_instance
+      DR_SOURCE_DB_INSTANCE       = local.dr_source_db_instance == null ? "" : local.dr_source_db_instance
       DR_SOURCE_DB_CLUSTER        = var.dr_source_db_cluster == null ? "" : var.dr_source_db_cluster
       DR_INSTANCE_PREFIX          = local.dr_prefix
-      DR_SUBNET_GROUP             = var.dr_subnet_group
-      DR_SECURITY_GROUP_IDS       = join(",", var.dr_security_group_ids)
-      DR_PARAMETER_GROUP          = var.dr_parameter_group
+      DR_SUBNET_GROUP             = local.dr_subnet_group
+      DR_SECURITY_GROUP_IDS       = join(",", local.dr_security_group_ids)
+      DR_PARAMETER_GROUP          = local.dr_parameter_group
       DR_INSTANCE_PARAMETER_GROUP = var.dr_instance_parameter_group == null ? "" : var.dr_instance_parameter_group
-      DR_INSTANCE_CLASS           = var.dr_instance_class
+      DR_INSTANCE_CLASS           = local.dr_instance_class
       DR_TAGS                     = join(",", [for k, v in var.dr_tags : "${k}=${v}"])
       DR_DB_NAME                  = var.dr_db_name
-      DR_DB_SECRET_ID             = var.dr_db_secret_arn
+      DR_DB_SECRET_ID             = local.dr_db_secret_arn
       DR_EXPECTED_HEADS           = join(",", var.dr_expected_heads)
       DR_SANITY_QUERIES           = local.dr_sanity_json
       DR_CRITICAL_TABLES          = join(",", var.dr_critical_tables)
       DR_CURRENCY_COLUMNS         = join(",", var.dr_currency_columns)
       DR_RPO_OBJECTIVE_SECONDS    = tostring(var.dr_rpo_objective_seconds)
       DR_RPO_TOLERANCE_SECONDS    = tostring(var.dr_rpo_tolerance_seconds)
-      DR_FAILOVER_REPLICA         = var.dr_failover_replica == null ? "" : var.dr_failover_replica
+      DR_FAILOVER_REPLICA         = local.dr_failover_replica == null ? "" : local.dr_failover_replica
       DR_SMOKE_URLS               = join(",", var.dr_smoke_urls)
     },
     { for k, v in var.dr_failover_params : "DR_FAILOVER_${k}_PARAM" => v.param },

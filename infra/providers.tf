@@ -1,12 +1,14 @@
 terraform {
-  # 1.9+: variable validations may refer to other variables.
-  required_version = ">= 1.9"
+  # 1.9+: variable validations may refer to other variables. 1.11.1+: write-only arguments
+  # (modules/postgres/dr writes the replicated primary's master password with them).
+  required_version = ">= 1.11.1"
 
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 5.67: aws_lambda_function_recursion_config.
-      version = ">= 5.67, < 7.0"
+      # 5.67: aws_lambda_function_recursion_config. 5.88: password_wo / secret_string_wo
+      # (modules/postgres/dr).
+      version = ">= 5.88, < 7.0"
     }
   }
 
@@ -48,6 +50,22 @@ resource "terraform_data" "workspace_guard" {
 provider "aws" {
   alias  = "dr"
   region = var.dr_region != null ? var.dr_region : var.aws_region
+
+  default_tags {
+    tags = merge(var.tags, {
+      Project     = "platform-playbook"
+      Environment = var.environment
+      ManagedBy   = "terraform"
+    })
+  }
+}
+
+# The PostgreSQL standby replica's region (postgres_dr.tf): postgres_replica_region, else
+# dr_region, else the deployment region (a same-region replica, which dr-restore's failover
+# rehearsal can promote).
+provider "aws" {
+  alias  = "postgres_dr"
+  region = var.postgres_replica_region != null ? var.postgres_replica_region : (var.dr_region != null ? var.dr_region : var.aws_region)
 
   default_tags {
     tags = merge(var.tags, {

@@ -34,3 +34,7 @@ schedule_source     = "list"
 # Replaces the inventory bucket's whole notification configuration: turn on only if nothing
 # else notifies from that bucket (see manifest_diff.tf).
 manage_inventory_notification = false
+
+# PostgreSQL DR (postgres_dr.tf, docs/iac.md): dev deploys without a database. dr-restore, if
+# enabled here, needs its dr_* variables to name a database instead.
+postgres_dr_enabled = false

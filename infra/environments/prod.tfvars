@@ -33,3 +33,22 @@ schedule_source     = "list"
 # Replaces the inventory bucket's whole notification configuration: turn on only if nothing
 # else notifies from that bucket (see manifest_diff.tf).
 manage_inventory_notification = false
+
+# PostgreSQL DR (postgres_dr.tf, modules/postgres/dr; docs/iac.md). dr-restore takes its
+# source, groups, secret and failover replica from it (dr_* variables left unset).
+postgres_dr_enabled            = true
+postgres_instance_class        = "db.r6g.large"
+postgres_backup_retention_days = 35 # the longest point-in-time window RDS keeps
+postgres_vpc_id                = "REPLACE-ME"
+postgres_subnet_ids            = ["REPLACE-ME-a", "REPLACE-ME-b"]
+# The application's security groups (admitted to the primary); dr-restore's own
+# (dr_lambda_security_group_ids) are admitted to the drill restores automatically.
+postgres_allowed_security_group_ids = []
+postgres_replica_enabled            = true
+# The standby follows dr_region (null here: same region, which dr-restore's rehearsal can
+# promote). For a regional standby, set postgres_replica_region and its network, and a topic
+# of that region for its lag alarm; the automated backups are then replicated there too:
+# postgres_replica_region             = "REPLACE-ME"
+# postgres_replica_vpc_id             = "REPLACE-ME"
+# postgres_replica_subnet_ids         = ["REPLACE-ME-a", "REPLACE-ME-b"]
+# postgres_replica_alarm_topic_arn    = "REPLACE-ME"

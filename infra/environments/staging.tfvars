@@ -33,3 +33,16 @@ schedule_source     = "list"
 # Replaces the inventory bucket's whole notification configuration: turn on only if nothing
 # else notifies from that bucket (see manifest_diff.tf).
 manage_inventory_notification = false
+
+# PostgreSQL DR (postgres_dr.tf, modules/postgres/dr; docs/iac.md). dr-restore takes its
+# source, groups, secret and failover replica from it (dr_* variables left unset).
+postgres_dr_enabled            = true
+postgres_instance_class        = "db.t4g.medium"
+postgres_backup_retention_days = 7
+postgres_vpc_id                = "REPLACE-ME"
+postgres_subnet_ids            = ["REPLACE-ME-a", "REPLACE-ME-b"]
+# The application's security groups (admitted to the primary); dr-restore's own
+# (dr_lambda_security_group_ids) are admitted to the drill restores automatically.
+postgres_allowed_security_group_ids = []
+# Same-region standby (dr_region unset): dr-restore's failover rehearsal can promote it.
+postgres_replica_enabled = true

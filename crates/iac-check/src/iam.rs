@@ -192,20 +192,47 @@ const TOLERATED: &[(&str, &str, &[&str])] = &[
         "startexperiment",
         &["fis:TagResource", "iam:PassRole"],
     ),
+    // A source encrypted with a customer managed key: RDS creates the new instance's grants on
+    // the key as the caller, who needs kms:CreateGrant and kms:DescribeKey on it (RDS user
+    // guide, "Authorizing use of a customer managed key"); the SDK call does not show the key.
     (
         "rds",
         "restoredbinstancetopointintime",
-        &["rds:AddTagsToResource", "iam:PassRole"],
+        &[
+            "rds:AddTagsToResource",
+            "iam:PassRole",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
+    ),
+    (
+        "rds",
+        "restoredbclustertopointintime",
+        &[
+            "rds:AddTagsToResource",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
     ),
     (
         "rds",
         "restoredbinstancefromdbsnapshot",
-        &["rds:AddTagsToResource", "iam:PassRole"],
+        &[
+            "rds:AddTagsToResource",
+            "iam:PassRole",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
     ),
     (
         "rds",
         "createdbinstancereadreplica",
-        &["rds:AddTagsToResource", "iam:PassRole"],
+        &[
+            "rds:AddTagsToResource",
+            "iam:PassRole",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
     ),
     ("ecs", "runtask", &["iam:PassRole"]),
     ("ssm", "getparameter", &["kms:Decrypt"]),
@@ -257,5 +284,7 @@ mod tests {
             norm("rds:DescribeDBInstances")
         );
         assert!(tolerated("s3", "get_object").contains(&"s3:ListBucket".to_string()));
+        assert!(tolerated("rds", "restore_db_instance_to_point_in_time")
+            .contains(&"kms:CreateGrant".to_string()));
     }
 }
