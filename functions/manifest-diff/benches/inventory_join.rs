@@ -153,6 +153,63 @@ fn side_files(dir: &Path) -> (Manifest, Vec<LocalFile>) {
     (m, files)
 }
 
+/// Where phase 1's time goes, one side on one thread (for profiling by hand).
+fn probe(root: &Path) {
+    use std::io::Read;
+    let (pm, pf) = side_files(&root.join("primary"));
+    let t = Instant::now();
+    let mut n = 0u64;
+    for f in &pf {
+        let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+            1 << 17,
+            std::fs::File::open(&f.path).expect("open"),
+        ));
+        let mut buf = vec![0u8; 1 << 17];
+        loop {
+            let k = gz.read(&mut buf).expect("read");
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+    }
+    eprintln!("gunzip {:.2} s {n} bytes", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let mut rows = 0u64;
+    for f in &pf {
+        let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+            1 << 17,
+            std::fs::File::open(&f.path).expect("open"),
+        ));
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .buffer_capacity(1 << 17)
+            .from_reader(gz);
+        let mut rec = csv::ByteRecord::new();
+        while csv.read_byte_record(&mut rec).expect("csv") {
+            rows += 1;
+        }
+    }
+    eprintln!("gunzip+csv {:.2} s {rows} rows", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let mut rows = 0u64;
+    for f in &pf {
+        manifest_diff::inventory_load::open_rows(&pm, f, |_e| {
+            rows += 1;
+            Ok(())
+        })
+        .expect("rows");
+    }
+    eprintln!(
+        "open_rows (gunzip+md5+csv+entry) {:.2} s {rows} rows",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let dir = tempfile::tempdir_in(root).expect("tmp");
+    partition_side(&pm, &pf, &["attachments/".to_string()], dir.path(), 12).expect("part");
+    eprintln!("partition_side {:.2} s", t.elapsed().as_secs_f64());
+}
+
 /// The child process: our code path, timed, with its own peak RSS.
 fn run_ours(root: &Path, budget_mb: usize) {
     let t = Instant::now();
@@ -170,6 +227,7 @@ fn run_ours(root: &Path, budget_mb: usize) {
         (h.join().expect("thread"), r)
     });
     let (ps, rs) = (ps.expect("primary"), rs.expect("replica"));
+    let t_partition = t.elapsed().as_secs_f64();
     let policy = Policy {
         now: 1_795_654_800,
         lag_secs: 86_400,
@@ -185,7 +243,7 @@ fn run_ours(root: &Path, budget_mb: usize) {
     println!(
         "{}",
         serde_json::json!({
-            "seconds": t.elapsed().as_secs_f64(), "rss_mb": peak_rss_mb(),
+            "seconds": t.elapsed().as_secs_f64(), "partition_seconds": t_partition, "rss_mb": peak_rss_mb(),
             "missing": t_all.missing, "extra": t_all.extra, "mismatched": t_all.mismatched(), "eligible": t_all.eligible_primary,
         })
     );
@@ -269,6 +327,10 @@ fn main() {
             .join("../../target/bench-data")
             .join(format!("inventory-{n}"))
     });
+    if let Some(dir) = arg("--probe") {
+        probe(Path::new(&dir));
+        return;
+    }
     if let Some(dir) = arg("--ours") {
         run_ours(Path::new(&dir), budget_mb);
         return;

@@ -8,7 +8,7 @@ use shared::{SuiteError, SuiteResult};
 
 use crate::diff::{MergeJoin, Step};
 use crate::extsort::{ExternalSorter, Sorted};
-use crate::inventory::Manifest;
+use crate::inventory::{Manifest, RowScratch, RowView};
 use crate::model::Entry;
 
 /// One downloaded data file of a report.
@@ -62,6 +62,14 @@ pub fn open_rows<F>(manifest: &Manifest, file: &LocalFile, mut f: F) -> SuiteRes
 where
     F: FnMut(Entry) -> SuiteResult<()>,
 {
+    open_row_views(manifest, file, |v| f(v.to_entry()))
+}
+
+/// [`open_rows`] without an allocation per row: each row is lent to `f`.
+pub fn open_row_views<F>(manifest: &Manifest, file: &LocalFile, mut f: F) -> SuiteResult<()>
+where
+    F: FnMut(RowView<'_>) -> SuiteResult<()>,
+{
     let schema = manifest
         .schema()
         .map_err(|e| SuiteError::Internal(e.to_string()))?;
@@ -74,6 +82,7 @@ where
         .buffer_capacity(1 << 17)
         .from_reader(gz);
     let mut rec = csv::ByteRecord::new();
+    let mut scratch = RowScratch::default();
     let mut row = 0u64;
     loop {
         match csv.read_byte_record(&mut rec) {
@@ -88,11 +97,11 @@ where
             }
         }
         row += 1;
-        let entry = schema
-            .entry(&rec, row)
+        let view = schema
+            .view(&rec, row, &mut scratch)
             .map_err(|e| SuiteError::bad_object(dest, &file.key, e.to_string()))?;
-        if let Some(entry) = entry {
-            f(entry)?;
+        if let Some(view) = view {
+            f(view)?;
         }
     }
     let hashing = csv.into_inner().into_inner().into_inner();

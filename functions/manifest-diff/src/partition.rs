@@ -29,7 +29,8 @@ use rustc_hash::FxHasher;
 use shared::{SuiteError, SuiteResult};
 
 use crate::inventory::Manifest;
-use crate::inventory_load::{open_rows, LocalFile};
+use crate::inventory::RowView;
+use crate::inventory_load::{open_row_views, LocalFile};
 use crate::model::Entry;
 
 const NONE: u32 = u32::MAX;
@@ -45,10 +46,13 @@ pub struct PartitionedSide {
     pub bytes: u64,
 }
 
-/// How many partitions for this much compressed input and this memory budget: each worker
-/// holds one primary and one replica partition, about twice the compressed bytes each.
+/// How many partitions for this much compressed input and this memory budget (the whole
+/// join's). A side's records take about twice its compressed bytes; a joined pair (two
+/// arenas, their indexes, the hash table and the pair list) about 2.8 times one side's
+/// partition; and at most three pairs are alive at once (one per worker being built, one
+/// being handed out). So a partition gets a twelfth of the budget.
 pub fn partitions_for(compressed_bytes_per_side: u64, budget_bytes: usize) -> usize {
-    let per_partition = (budget_bytes as u64 / 4).max(1 << 20);
+    let per_partition = (budget_bytes as u64 / 12).max(1 << 20);
     let est = compressed_bytes_per_side.saturating_mul(2);
     (est.div_ceil(per_partition) as usize).clamp(1, 512)
 }
@@ -82,7 +86,7 @@ pub fn partition_side(
     let mut bytes = 0u64;
     let mut rec = Vec::with_capacity(256);
     for file in files {
-        open_rows(manifest, file, |e| {
+        open_row_views(manifest, file, |e| {
             if !prefixes.iter().any(|p| e.key.starts_with(p.as_str())) {
                 return Ok(());
             }
@@ -104,7 +108,7 @@ pub fn partition_side(
     })
 }
 
-fn encode(e: &Entry, out: &mut Vec<u8>) {
+fn encode(e: &RowView<'_>, out: &mut Vec<u8>) {
     out.clear();
     let key = e.key.as_bytes();
     let klen = key.len().min(u16::MAX as usize);
@@ -113,7 +117,7 @@ fn encode(e: &Entry, out: &mut Vec<u8>) {
     out.extend_from_slice(&e.size.to_le_bytes());
     out.extend_from_slice(&e.last_modified.unwrap_or(i64::MIN).to_le_bytes());
     let mut flags = if e.delete_marker { FLAG_DM } else { 0 };
-    match &e.etag {
+    match e.etag {
         Some(t) => {
             flags |= FLAG_ETAG;
             let mut md5 = [0u8; 16];
@@ -317,11 +321,11 @@ where
     let mut re = Entry::live("", 0, "", 0);
     let mut duplicates = 0u64;
     std::thread::scope(|scope| -> SuiteResult<()> {
-        // One channel per worker, read round-robin, so partitions arrive in order and at
-        // most one finished partition per worker waits (bounded memory).
+        // One rendezvous channel per worker, read round-robin, so partitions arrive in order
+        // and a worker holds at most the one it finished (bounded memory).
         let mut rxs = Vec::with_capacity(workers);
         for w in 0..workers {
-            let (tx, rx) = mpsc::sync_channel::<SuiteResult<Joined>>(1);
+            let (tx, rx) = mpsc::sync_channel::<SuiteResult<Joined>>(0);
             rxs.push(rx);
             let (pf, rf) = (&p.files, &r.files);
             scope.spawn(move || {
@@ -388,7 +392,7 @@ mod tests {
         let mut arena = Vec::new();
         let mut rec = Vec::new();
         for e in &cases {
-            encode(e, &mut rec);
+            encode(&e.view(), &mut rec);
             arena.extend_from_slice(&rec);
         }
         let recs = index(&arena, Path::new("t")).unwrap();
@@ -405,7 +409,7 @@ mod tests {
     #[test]
     fn partition_count_follows_the_budget() {
         assert_eq!(partitions_for(0, 96 << 20), 1);
-        assert_eq!(partitions_for(457_000_000, 64 << 20), 55);
+        assert_eq!(partitions_for(457_000_000, 64 << 20), 164);
         assert!(partitions_for(u64::MAX, 1) <= 512);
     }
 }
