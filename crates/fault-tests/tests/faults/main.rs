@@ -3,6 +3,7 @@
 //! invariant it holds the function to and checks it after every delivery, through a client
 //! that talks to moto directly.
 
+mod cost;
 mod dr;
 mod export;
 mod lifecycle;
