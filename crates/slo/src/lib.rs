@@ -199,7 +199,9 @@ fn invalid(slo: &str, problem: impl Into<String>) -> SloError {
     }
 }
 
-fn check_metric(slo: &str, m: &MetricRef) -> Result<(), SloError> {
+/// `at` is the reference's place in the SLO (`sli.errors`, `sli.total`), so errors name the
+/// field.
+fn check_metric(slo: &str, at: &str, m: &MetricRef) -> Result<(), SloError> {
     if m.metric.is_empty()
         || !m
             .metric
@@ -208,16 +210,19 @@ fn check_metric(slo: &str, m: &MetricRef) -> Result<(), SloError> {
     {
         return Err(invalid(
             slo,
-            format!("metric name {:?} is not a metric name", m.metric),
+            format!(
+                "{at}.metric {:?} is not a metric name (letters, digits, '_')",
+                m.metric
+            ),
         ));
     }
-    for v in m.dimensions.values() {
+    for (k, v) in &m.dimensions {
         let stripped = v.replace("${environment}", "");
         if stripped.contains("${") || stripped.contains('"') || stripped.contains('\\') {
             return Err(invalid(
                 slo,
                 format!(
-                    "dimension value {v:?}: only ${{environment}} may be substituted, no quotes"
+                    "{at}.dimensions.{k} {v:?}: only ${{environment}} may be substituted, no quotes"
                 ),
             ));
         }
@@ -251,7 +256,10 @@ pub fn plan(file: &SloFile) -> Result<Vec<SloPlan>, SloError> {
             ));
         }
         if !names.insert(n.clone()) {
-            return Err(invalid(n, "defined twice"));
+            return Err(invalid(
+                n,
+                "name is defined twice; SLO names must be unique",
+            ));
         }
         if !(slo.objective_percent > 0.0 && slo.objective_percent < 100.0) {
             return Err(invalid(
@@ -262,8 +270,8 @@ pub fn plan(file: &SloFile) -> Result<Vec<SloPlan>, SloError> {
                 ),
             ));
         }
-        check_metric(n, &slo.sli.errors)?;
-        check_metric(n, &slo.sli.total)?;
+        check_metric(n, "sli.errors", &slo.sli.errors)?;
+        check_metric(n, "sli.total", &slo.sli.total)?;
         let budget = round9(1.0 - slo.objective_percent / 100.0);
         let mut tiers = vec![];
         for tier in WORKBOOK_TIERS {

@@ -101,8 +101,16 @@ pub fn parse_event(event: &Value) -> Result<Job, SuiteError> {
         (Some(_), Some(d)) => d,
         _ => event,
     };
-    let p: Payload = serde_json::from_value(body.clone())
-        .map_err(|e| SuiteError::invalid("payload", e.to_string(), FIX))?;
+    // serde_path_to_error: a wrong type deep in the payload is named by its path.
+    let p: Payload = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "payload".to_string()
+        } else {
+            path
+        };
+        SuiteError::invalid(field, e.inner().to_string(), FIX)
+    })?;
     if let Some(c) = p.continuation {
         if p.scenario.is_some() {
             return Err(SuiteError::invalid(
@@ -126,7 +134,13 @@ pub fn parse_event(event: &Value) -> Result<Job, SuiteError> {
                 FIX,
             ))
         }
-        None => return Err(SuiteError::invalid("scenario", "is missing", FIX)),
+        None => {
+            return Err(SuiteError::invalid(
+                "scenario",
+                "is missing (the payload has neither `scenario` nor `continuation`)",
+                FIX,
+            ))
+        }
     };
     Ok(Job::Start(StartRequest {
         scenario,

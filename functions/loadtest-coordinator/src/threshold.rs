@@ -117,6 +117,11 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
     let value: f64 = rhs
         .parse()
         .map_err(|_| format!("{expr:?}: {rhs:?} is not a number"))?;
+    // `NaN` and `inf` parse as f64 but no measurement compares sensibly with them (every
+    // comparison with NaN is false, so `p(95)<NaN` would fail every run, `!=NaN` pass it).
+    if !value.is_finite() {
+        return Err(format!("{expr:?}: {rhs:?} is not a finite number"));
+    }
     let agg = match lhs {
         "avg" => Agg::Avg,
         "min" => Agg::Min,
@@ -350,6 +355,14 @@ mod tests {
         let (f, _) =
             thresholds(json!({"http_req_duration": ["p(95)<1", {"treshold": "x"}]})).unwrap_err();
         assert_eq!(f, "thresholds.http_req_duration[1]");
+    }
+
+    /// Found by the parser property tests: `p(95)<NaN` was accepted and failed every run.
+    #[test]
+    fn non_finite_bounds_are_refused() {
+        for e in ["p(95)<NaN", "rate<inf", "avg>=-inf", "p(NaN)<1"] {
+            assert!(parse_expr(e).is_err(), "{e}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! in corpus/ (replayed by `corpus_replays`).
 
 mod corpus;
+mod definitions;
 mod events;
 mod export;
 mod lifecycle;
