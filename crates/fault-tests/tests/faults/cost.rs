@@ -85,20 +85,13 @@ fn ce_page(
 }
 
 async fn queue_ce_result(m: &Moto, page: Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = json!({ "results": [page] }).to_string();
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", m.port))
-        .await
-        .expect("connect moto");
-    let req = format!(
-        "POST /moto-api/static/ce/cost-and-usage-results HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        m.port,
-        body.len()
-    );
-    sock.write_all(req.as_bytes()).await.expect("send");
-    let mut resp = String::new();
-    sock.read_to_string(&mut resp).await.expect("read");
-    assert!(resp.starts_with("HTTP/1.1 201"), "moto refused: {resp}");
+    let status = crate::moto_post(
+        m,
+        "/moto-api/static/ce/cost-and-usage-results",
+        &json!({ "results": [page] }),
+    )
+    .await;
+    assert_eq!(status, 201, "moto refused the CE results");
 }
 
 /// Checks the invariant; `first_seen` keeps each alerted anomaly's first-seen time.
