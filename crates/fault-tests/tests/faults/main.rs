@@ -9,6 +9,7 @@ mod dr;
 mod export;
 mod lifecycle;
 mod manifest;
+mod scaler;
 
 use std::io::Read;
 
