@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::inventory_csv::Fields;
 use crate::model::Entry;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -148,36 +149,41 @@ impl Schema {
     /// row once the scratch buffers have grown. At 10 million rows per side the owned entry's
     /// two strings, the generic URL decoder and chrono's RFC 3339 parser cost more than gunzip
     /// and CSV together, hence the fast paths (each checked against the generic one in tests).
-    pub fn view<'a>(
+    pub fn view<'a, F: Fields + ?Sized>(
         &self,
-        rec: &'a csv::ByteRecord,
+        rec: &'a F,
         row: u64,
         scratch: &'a mut RowScratch,
     ) -> Result<Option<RowView<'a>>, InventoryError> {
-        if rec.len() != self.columns {
+        if rec.count() != self.columns {
             return Err(InventoryError::Columns {
                 row,
                 expected: self.columns,
-                found: rec.len(),
+                found: rec.count(),
             });
         }
         let text = |i: usize, column: &'static str| -> Result<&'a str, InventoryError> {
-            std::str::from_utf8(&rec[i]).map_err(|_| InventoryError::Value {
+            std::str::from_utf8(rec.field(i)).map_err(|_| InventoryError::Value {
                 row,
                 column,
                 problem: "not UTF-8".into(),
             })
         };
+        // Flags, sizes and timestamps are compared as bytes: UTF-8 validation is only paid
+        // for where a string is kept (the key and the ETag) or an error quotes the value.
         let flag = |i: Option<usize>, column: &'static str| -> Result<bool, InventoryError> {
             match i {
                 None => Ok(false),
-                Some(i) => match text(i, column)? {
-                    "true" | "TRUE" | "True" => Ok(true),
-                    "false" | "FALSE" | "False" | "" => Ok(false),
+                Some(i) => match rec.field(i) {
+                    b"true" | b"TRUE" | b"True" => Ok(true),
+                    b"false" | b"FALSE" | b"False" | b"" => Ok(false),
                     other => Err(InventoryError::Value {
                         row,
                         column,
-                        problem: format!("expected true or false, found {other:?}"),
+                        problem: format!(
+                            "expected true or false, found {:?}",
+                            String::from_utf8_lossy(other)
+                        ),
                     }),
                 },
             }
@@ -204,18 +210,14 @@ impl Schema {
             raw_key
         };
         let size = match self.size {
-            Some(i) => {
-                let s = text(i, "Size")?;
-                if s.is_empty() {
-                    0
-                } else {
-                    s.parse::<u64>().map_err(|_| InventoryError::Value {
-                        row,
-                        column: "Size",
-                        problem: format!("{s:?} is not a byte count"),
-                    })?
-                }
-            }
+            Some(i) => match rec.field(i) {
+                b"" => 0,
+                b => parse_u64(b).ok_or_else(|| InventoryError::Value {
+                    row,
+                    column: "Size",
+                    problem: format!("{:?} is not a byte count", String::from_utf8_lossy(b)),
+                })?,
+            },
             None => 0,
         };
         let etag = match self.etag {
@@ -226,12 +228,13 @@ impl Schema {
         };
         let last_modified = match self.last_modified {
             Some(i) => {
-                let s = text(i, "LastModifiedDate")?;
-                if s.is_empty() {
+                let b = rec.field(i);
+                if b.is_empty() {
                     None
-                } else if let Some(t) = fast_utc_timestamp(s) {
+                } else if let Some(t) = fast_utc_timestamp(b) {
                     Some(t)
                 } else {
+                    let s = text(i, "LastModifiedDate")?;
                     Some(
                         chrono::DateTime::parse_from_rfc3339(s)
                             .map_err(|e| InventoryError::Value {
@@ -359,11 +362,25 @@ fn normalize_etag_into<'b>(raw: &'b str, buf: &'b mut String) -> &'b str {
     buf.as_str()
 }
 
+/// A decimal byte count, as `str::parse::<u64>` reads it (a leading `+` allowed), from bytes.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &c| {
+        if c.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 /// Seconds since the epoch for S3 Inventory's own format, `YYYY-MM-DDTHH:MM:SS[.fff]Z`;
 /// `None` for anything else (the caller falls back to the full RFC 3339 parser, which also
 /// names what is wrong).
-fn fast_utc_timestamp(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
+fn fast_utc_timestamp(b: &[u8]) -> Option<i64> {
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
@@ -494,12 +511,12 @@ mod tests {
                 t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 t.format("%Y-%m-%dT%H:%M:%S.%6fZ").to_string(),
             ] {
-                assert_eq!(fast_utc_timestamp(&s), Some(secs), "{s}");
+                assert_eq!(fast_utc_timestamp(s.as_bytes()), Some(secs), "{s}");
             }
         }
         for leap in ["2024-02-29T00:00:00.000Z", "2000-02-29T12:00:00Z"] {
             assert_eq!(
-                fast_utc_timestamp(leap),
+                fast_utc_timestamp(leap.as_bytes()),
                 Some(
                     chrono::DateTime::parse_from_rfc3339(leap)
                         .unwrap()
@@ -521,7 +538,26 @@ mod tests {
             "-026-11-01T10:00:00Z",
             "",
         ] {
-            assert_eq!(fast_utc_timestamp(other), None, "{other}");
+            assert_eq!(fast_utc_timestamp(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn byte_counts_parse_like_str_parse() {
+        for s in [
+            "0",
+            "42",
+            "+7",
+            "18446744073709551615",
+            "18446744073709551616",
+            "",
+            "+",
+            "-1",
+            "1e3",
+            " 1",
+            "00012",
+        ] {
+            assert_eq!(parse_u64(s.as_bytes()), s.parse::<u64>().ok(), "{s:?}");
         }
     }
 

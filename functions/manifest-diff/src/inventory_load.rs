@@ -9,6 +9,7 @@ use shared::{SuiteError, SuiteResult};
 use crate::diff::{MergeJoin, Step};
 use crate::extsort::{ExternalSorter, Sorted};
 use crate::inventory::{Manifest, RowScratch, RowView};
+use crate::inventory_csv::FieldReader;
 use crate::model::Entry;
 
 /// One downloaded data file of a report.
@@ -76,26 +77,21 @@ where
     let dest = manifest.destination_bucket_name();
     let reader = HashingReader::new(std::fs::File::open(&file.path)?);
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 17, reader));
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 17)
-        .from_reader(gz);
-    let mut rec = csv::ByteRecord::new();
+    let mut csv = FieldReader::new(gz);
     let mut scratch = RowScratch::default();
     let mut row = 0u64;
     loop {
-        match csv.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
+        let rec = match csv.next_row() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
             Err(e) => {
                 return Err(SuiteError::bad_object(
                     dest,
                     &file.key,
-                    format!("row {}: not readable as gzipped CSV: {e}", row + 1),
+                    format!("not readable as gzipped CSV: {e}"),
                 ))
             }
-        }
+        };
         row += 1;
         let view = schema
             .view(&rec, row, &mut scratch)

@@ -10,6 +10,7 @@ pub mod drift_csv;
 pub mod extsort;
 pub mod handler;
 pub mod inventory;
+pub mod inventory_csv;
 pub mod inventory_load;
 pub mod model;
 pub mod partition;
