@@ -222,15 +222,17 @@ fn key_of(arena: &[u8], r: Rec) -> &[u8] {
     &arena[s..s + r.key_len as usize]
 }
 
-/// Fills `e` from a record without allocating once its strings have grown.
-fn decode_into(arena: &[u8], r: Rec, e: &mut Entry) -> SuiteResult<()> {
+/// Fills `e` from a record without allocating once its strings have grown. `known_key` is
+/// the same key already decoded (the other side of a pair), which saves validating it twice.
+fn decode_into(arena: &[u8], r: Rec, e: &mut Entry, known_key: Option<&str>) -> SuiteResult<()> {
     let mut i = r.off as usize + 2;
-    let key = &arena[i..i + r.key_len as usize];
-    e.key.clear();
-    e.key.push_str(
-        std::str::from_utf8(key)
+    let key = match known_key {
+        Some(k) => k,
+        None => std::str::from_utf8(&arena[i..i + r.key_len as usize])
             .map_err(|_| SuiteError::Internal("partition key is not UTF-8".into()))?,
-    );
+    };
+    e.key.clear();
+    e.key.push_str(key);
     i += r.key_len as usize;
     let num = |j: usize| -> [u8; 8] {
         let mut b = [0u8; 8];
@@ -252,10 +254,12 @@ fn decode_into(arena: &[u8], r: Rec, e: &mut Entry) -> SuiteResult<()> {
     t.clear();
     if flags & FLAG_MD5 != 0 {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for &b in &arena[i..i + 16] {
-            t.push(HEX[(b >> 4) as usize] as char);
-            t.push(HEX[(b & 15) as usize] as char);
+        let mut digits = [0u8; 32];
+        for (d, &b) in digits.chunks_exact_mut(2).zip(&arena[i..i + 16]) {
+            d[0] = HEX[(b >> 4) as usize];
+            d[1] = HEX[(b & 15) as usize];
         }
+        t.push_str(std::str::from_utf8(&digits).unwrap_or_default());
     } else {
         let n = arena[i] as usize;
         t.push_str(&String::from_utf8_lossy(&arena[i + 1..i + 1 + n]));
@@ -281,6 +285,10 @@ fn join_one(p_path: &Path, r_path: &Path) -> SuiteResult<Joined> {
     let rrecs = index(&r_arena, r_path)?;
     let mut duplicates = 0u64;
     let mut pairs = Vec::with_capacity(precs.len() + rrecs.len() / 64);
+    // The replica row matched to each primary row (NONE: none; DUP: a duplicate primary
+    // row), so that the output pass walks the primary rows in order without hashing again.
+    const DUP: u32 = u32::MAX - 1;
+    let mut partner = vec![NONE; precs.len()];
     {
         let mut map: FxMap =
             HashMap::with_capacity_and_hasher(precs.len() + rrecs.len() / 64, Default::default());
@@ -291,27 +299,32 @@ fn join_one(p_path: &Path, r_path: &Path) -> SuiteResult<Joined> {
                 slot.0 = i as u32;
             } else {
                 duplicates += 1;
+                partner[i] = DUP;
             }
         }
         let mut extra = Vec::new();
         for (j, &r) in rrecs.iter().enumerate() {
-            let slot = map.entry(key_of(&r_arena, r)).or_insert((NONE, NONE));
-            if slot.1 != NONE {
-                duplicates += 1;
-                continue;
-            }
-            slot.1 = j as u32;
-            if slot.0 == NONE {
-                extra.push(r);
+            let key = key_of(&r_arena, r);
+            match map.get_mut(key) {
+                Some(slot) if slot.1 != NONE => duplicates += 1,
+                Some(slot) => {
+                    slot.1 = j as u32;
+                    if slot.0 == NONE {
+                        extra.push(r);
+                    } else {
+                        partner[slot.0 as usize] = j as u32;
+                    }
+                }
+                // Replica-only keys are rare: only they are inserted (to catch duplicates).
+                None => {
+                    map.insert(key, (NONE, j as u32));
+                    extra.push(r);
+                }
             }
         }
-        for (i, &p) in precs.iter().enumerate() {
-            let (pi, rj) = map
-                .get(key_of(&p_arena, p))
-                .copied()
-                .unwrap_or((NONE, NONE));
-            if pi != i as u32 {
-                continue; // a duplicate primary row
+        for (&p, &rj) in precs.iter().zip(&partner) {
+            if rj == DUP {
+                continue;
             }
             pairs.push((Some(p), (rj != NONE).then(|| rrecs[rj as usize])));
         }
@@ -373,10 +386,11 @@ where
             duplicates += joined.duplicates;
             for (pr, rr) in &joined.pairs {
                 if let Some(x) = pr {
-                    decode_into(&joined.p_arena, *x, &mut pe)?;
+                    decode_into(&joined.p_arena, *x, &mut pe, None)?;
                 }
                 if let Some(x) = rr {
-                    decode_into(&joined.r_arena, *x, &mut re)?;
+                    let known = pr.is_some().then_some(pe.key.as_str());
+                    decode_into(&joined.r_arena, *x, &mut re, known)?;
                 }
                 f(pr.map(|_| &pe), rr.map(|_| &re))?;
             }
@@ -425,11 +439,82 @@ mod tests {
         assert_eq!(recs.len(), cases.len());
         let mut e = Entry::live("", 0, "", 0);
         for (r, want) in recs.iter().zip(&cases) {
-            decode_into(&arena, *r, &mut e).unwrap();
+            decode_into(&arena, *r, &mut e, None).unwrap();
             assert_eq!(&e, want);
         }
         // A truncated file is an error, not a panic.
         assert!(index(&arena[..arena.len() - 3], Path::new("t")).is_err());
+    }
+
+    /// Writes entries as one side's partition files, each key to its partition.
+    fn side(dir: &Path, name: &str, parts: usize, entries: &[Entry]) -> PartitionedSide {
+        let files: Vec<PathBuf> = (0..parts)
+            .map(|i| dir.join(format!("{name}-{i}.bin")))
+            .collect();
+        let mut bufs = vec![Vec::new(); parts];
+        let mut rec = Vec::new();
+        for e in entries {
+            encode(&e.view(), &mut rec);
+            bufs[partition_of(e.key.as_bytes(), parts)].extend_from_slice(&rec);
+        }
+        for (f, b) in files.iter().zip(&bufs) {
+            std::fs::write(f, b).unwrap();
+        }
+        PartitionedSide {
+            files,
+            rows: entries.len() as u64,
+            bytes: bufs.iter().map(|b| b.len() as u64).sum(),
+        }
+    }
+
+    #[test]
+    fn join_pairs_every_key_once_and_ignores_duplicate_rows() {
+        let live = |k: &str, size| Entry::live(k, size, "0123456789abcdef0123456789abcdef", 1);
+        let primary = [
+            live("both", 1),
+            live("only-primary", 2),
+            live("dup-primary", 3),
+            live("dup-primary", 99), // ignored: the first row wins
+            live("changed", 4),
+        ];
+        let replica = [
+            live("extra", 5),
+            live("changed", 40),
+            live("both", 1),
+            live("dup-primary", 3),
+            live("both", 77),  // ignored
+            live("extra", 55), // ignored
+        ];
+        for parts in [1, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = side(dir.path(), "p", parts, &primary);
+            let r = side(dir.path(), "r", parts, &replica);
+            let mut seen = Vec::new();
+            let dups = join_partitioned(&p, &r, 2, |p, r| {
+                seen.push((
+                    p.map(|e| (e.key.clone(), e.size)),
+                    r.map(|e| (e.key.clone(), e.size)),
+                ));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(dups, 3, "parts {parts}");
+            seen.sort();
+            let k = |s: &str, n| Some((s.to_string(), n));
+            assert_eq!(
+                seen,
+                vec![
+                    (None, k("extra", 5)),
+                    (k("both", 1), k("both", 1)),
+                    (k("changed", 4), k("changed", 40)),
+                    (k("dup-primary", 3), k("dup-primary", 3)),
+                    (k("only-primary", 2), None),
+                ],
+                "parts {parts}"
+            );
+            // Each partition file is removed once joined.
+            assert!(p.files.iter().chain(&r.files).all(|f| !f.exists()));
+        }
     }
 
     #[test]
