@@ -192,7 +192,7 @@ impl Schema {
             return Ok(None);
         }
         let delete_marker = flag(self.is_delete_marker, "IsDeleteMarker")?;
-        let raw_key = text(self.key, "Key")?;
+        let raw_key = rec.field(self.key);
         if raw_key.is_empty() {
             return Err(InventoryError::Value {
                 row,
@@ -204,10 +204,15 @@ impl Schema {
             key: key_buf,
             etag: etag_buf,
         } = scratch;
-        let key: &'a str = if raw_key.contains(['%', '+']) {
-            form_decode_into(raw_key, key_buf)
+        let key: &'a str = if memchr::memchr2(b'%', b'+', raw_key).is_some() {
+            // Validated once, after decoding (see `form_decode_into`).
+            form_decode_into(raw_key, key_buf).ok_or(InventoryError::Value {
+                row,
+                column: "Key",
+                problem: "not UTF-8".into(),
+            })?
         } else {
-            raw_key
+            text(self.key, "Key")?
         };
         let size = match self.size {
             Some(i) => match rec.field(i) {
@@ -300,55 +305,56 @@ impl Entry {
 }
 
 /// `application/x-www-form-urlencoded` value decoding, as [`shared::events::decode_s3_event_key`] does it
-/// (`+` is a space, `%XX` a byte, a malformed `%` kept as is, invalid UTF-8 replaced), into
-/// `buf`. Hand-written so that a row costs no allocation; equality with the generic decoder
-/// is a test.
-fn form_decode_into<'b>(raw: &str, buf: &'b mut String) -> &'b str {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
+/// (`+` is a space, `%XX` a byte, a malformed `%` kept as is, invalid UTF-8 from escapes
+/// replaced), into `buf`. Hand-written so that a row costs no allocation and one UTF-8
+/// validation; equality with the generic decoder is a test. `None` when `raw` itself is not
+/// UTF-8 (checked only when the decoded bytes are not, which is rare).
+fn form_decode_into<'b>(raw: &[u8], buf: &'b mut String) -> Option<&'b str> {
     let mut bytes = std::mem::take(buf).into_bytes();
     bytes.clear();
-    let r = raw.as_bytes();
+    bytes.reserve(raw.len());
     let mut i = 0;
-    while i < r.len() {
-        // Copy the plain run up to the next `%` or `+` in one go.
-        let run = r[i..]
-            .iter()
-            .position(|&b| b == b'%' || b == b'+')
-            .unwrap_or(r.len() - i);
-        bytes.extend_from_slice(&r[i..i + run]);
-        i += run;
-        if i == r.len() {
-            break;
-        }
-        match r[i] {
+    while i < raw.len() {
+        match raw[i] {
             b'+' => bytes.push(b' '),
-            b'%' => match (
-                r.get(i + 1).and_then(|&b| hex(b)),
-                r.get(i + 2).and_then(|&b| hex(b)),
-            ) {
-                (Some(h), Some(l)) => {
+            b'%' => {
+                let h = raw.get(i + 1).map_or(0xff, |&b| HEX_DIGIT[b as usize]);
+                let l = raw.get(i + 2).map_or(0xff, |&b| HEX_DIGIT[b as usize]);
+                if h | l < 16 {
                     bytes.push(h << 4 | l);
                     i += 2;
+                } else {
+                    bytes.push(b'%');
                 }
-                _ => bytes.push(b'%'),
-            },
+            }
             b => bytes.push(b),
         }
         i += 1;
     }
     *buf = match String::from_utf8(bytes) {
         Ok(s) => s,
+        Err(_) if std::str::from_utf8(raw).is_err() => return None,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
-    buf.as_str()
+    Some(buf.as_str())
 }
+
+/// The value of each hex digit (either case); 0xff for any other byte.
+const HEX_DIGIT: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// [`crate::model::normalize_etag`] into `buf`, borrowing the input when it is already normal.
 fn normalize_etag_into<'b>(raw: &'b str, buf: &'b mut String) -> &'b str {
@@ -491,9 +497,12 @@ mod tests {
                     .collect()
             })
             .collect();
+        // Invalid UTF-8 in the row itself is refused; from an escape it is replaced.
+        assert_eq!(form_decode_into(b"a+\xff", &mut buf), None);
+        assert_eq!(form_decode_into(b"a+%ff", &mut buf), Some("a \u{fffd}"));
         for raw in fixed.iter().map(|s| s.to_string()).chain(random) {
             assert_eq!(
-                form_decode_into(&raw, &mut buf),
+                form_decode_into(raw.as_bytes(), &mut buf).unwrap(),
                 decode_s3_event_key(&raw),
                 "{raw:?}"
             );
