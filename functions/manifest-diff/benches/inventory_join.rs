@@ -181,16 +181,15 @@ fn probe(root: &Path) {
             1 << 17,
             std::fs::File::open(&f.path).expect("open"),
         ));
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .buffer_capacity(1 << 17)
-            .from_reader(gz);
-        let mut rec = csv::ByteRecord::new();
-        while csv.read_byte_record(&mut rec).expect("csv") {
+        let mut csv = manifest_diff::inventory_csv::FieldReader::new(gz);
+        while csv.next_row().expect("csv").is_some() {
             rows += 1;
         }
     }
-    eprintln!("gunzip+csv {:.2} s {rows} rows", t.elapsed().as_secs_f64());
+    eprintln!(
+        "gunzip+split (inventory_csv) {:.2} s {rows} rows",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let mut rows = 0u64;
     for f in &pf {
