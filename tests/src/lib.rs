@@ -221,6 +221,31 @@ pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec
     Some(out.body.collect().await.ok()?.into_bytes().to_vec())
 }
 
+/// Every key under `prefix` (all pages).
+pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = vec![];
+    let mut token = None;
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("list s3://{bucket}/{prefix}: {e:?}"));
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from)),
+        );
+        match out.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => return keys,
+        }
+    }
+}
+
 /// A `cargo lambda watch` serving the workspace's functions on a free port, with the given
 /// environment for the functions.
 pub struct Watch {

@@ -26,7 +26,10 @@ pub trait Store: Send + Sync {
         content_type: &str,
     ) -> impl Future<Output = SuiteResult<()>> + Send;
     /// Creates the object only if no object has the key (S3 conditional write,
-    /// `If-None-Match: *`); `Ok(false)` when it already existed.
+    /// `If-None-Match: *`); `Ok(false)` when another writer's object is there. `Ok(true)`
+    /// also when the object already holds exactly `body`: that is this writer's own earlier
+    /// attempt, whose answer was lost after S3 acted (the SDK's retry then meets the
+    /// precondition). So callers make each writer's body unique (a nonce).
     fn create(
         &self,
         key: &str,
@@ -151,7 +154,7 @@ impl Store for S3Store {
             .key(key)
             .content_type(content_type)
             .if_none_match("*")
-            .body(ByteStream::from(body))
+            .body(ByteStream::from(body.clone()))
             .send()
             .await
         {
@@ -160,12 +163,11 @@ impl Store for S3Store {
                 if matches!(
                     code(&e),
                     Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-                ) =>
+                ) || matches!(&e, SdkError::ServiceError(s) if matches!(s.raw().status().as_u16(), 409 | 412)) =>
             {
-                Ok(false)
-            }
-            Err(SdkError::ServiceError(s)) if matches!(s.raw().status().as_u16(), 409 | 412) => {
-                Ok(false)
+                // Ours if it holds our bytes (a lost answer, then a retry); a 409 conflict
+                // may mean the other write has not landed yet: then it is not ours either.
+                Ok(self.get(key).await?.is_some_and(|b| b == body))
             }
             Err(e) => Err(s3_err(&self.bucket, "PutObject", e)),
         }

@@ -63,6 +63,10 @@ pub struct RunDoc {
     pub lead_ms: u64,
     pub grace_ms: u64,
     pub created_at: String,
+    /// This start's nonce: two deliveries of the same start never write the same bytes, so
+    /// a conditional create that meets its own bytes knows the write was its own.
+    #[serde(default)]
+    pub writer: String,
 }
 
 /// `slice-NNNN.json`.
@@ -271,6 +275,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             lead_ms: self.settings.lead.as_millis() as u64,
             grace_ms: self.settings.shard_grace.as_millis() as u64,
             created_at: iso(now),
+            writer: format!("{:016x}", rand::random::<u64>()),
         };
         let key = self.run_key(&run_id, "run.json");
         if !self
@@ -335,7 +340,12 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         let claim = self.slice_key(&run.run_id, k, "claim");
         if !self
             .store
-            .create(&claim, Bytes::from(iso(now_ms())), "text/plain")
+            .create(
+                &claim,
+                // A nonce, so that only this invocation recognises the claim as its own.
+                Bytes::from(format!("{} {:016x}", iso(now_ms()), rand::random::<u64>())),
+                "text/plain",
+            )
             .await?
         {
             tracing::info!(run_id = %run.run_id, slice = k, "slice already claimed: repeated delivery ignored");

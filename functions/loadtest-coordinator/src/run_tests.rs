@@ -32,8 +32,8 @@ impl Store for MapStore {
     }
     async fn create(&self, key: &str, body: Bytes, _: &str) -> SuiteResult<bool> {
         let mut m = self.0.lock().unwrap();
-        if m.contains_key(key) {
-            return Ok(false);
+        if let Some(existing) = m.get(key) {
+            return Ok(*existing == body);
         }
         m.insert(key.into(), body);
         Ok(true)

@@ -8,6 +8,7 @@ mod cost;
 mod dr;
 mod export;
 mod lifecycle;
+mod loadtest;
 mod manifest;
 mod scaler;
 
