@@ -44,7 +44,7 @@ locals {
       {
         type = "metric", x = 0, y = 6, width = 24, height = 6
         properties = {
-          title = "Failed invocations per function (function_errors)", region = local.region, stat = "Sum", period = 300, view = "timeSeries"
+          title   = "Failed invocations per function (function_errors)", region = local.region, stat = "Sum", period = 300, view = "timeSeries"
           metrics = [for f in local.db_fns : [local.db_ns, "function_errors", "function", local.db_m[f], "environment", local.db_env]]
         }
       },
@@ -53,7 +53,7 @@ locals {
       {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
-          title = "SSE: handshake p95 (ms)", region = local.region, stat = "Maximum", period = 60, view = "timeSeries"
+          title   = "SSE: handshake p95 (ms)", region = local.region, stat = "Maximum", period = 60, view = "timeSeries"
           metrics = [[local.db_ns, "loadtest_shard_sse_handshake_p95_ms", "function", local.db_m["loadtest-shard"], "environment", local.db_env]]
         }
       },
@@ -118,7 +118,7 @@ locals {
       {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
-          title = "Failed async invocations waiting in the failure queues", region = local.region, stat = "Maximum", period = 300, view = "timeSeries"
+          title   = "Failed async invocations waiting in the failure queues", region = local.region, stat = "Maximum", period = 300, view = "timeSeries"
           metrics = [for f in local.db_fns : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${local.db_m[f]}-failures"]]
         }
       },
@@ -147,7 +147,7 @@ locals {
       {
         type = "metric", x = 0, y = 6, width = 24, height = 6
         properties = {
-          title = "Lambda duration per function (GB-seconds drive the bill)", region = local.region, stat = "Sum", period = 86400, view = "timeSeries"
+          title   = "Lambda duration per function (GB-seconds drive the bill)", region = local.region, stat = "Sum", period = 86400, view = "timeSeries"
           metrics = [for f in local.db_fns : ["AWS/Lambda", "Duration", "FunctionName", local.db_m[f]]]
         }
       },

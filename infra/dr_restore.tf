@@ -107,7 +107,7 @@ variable "dr_expected_heads" {
 
 variable "dr_sanity_queries" {
   description = "DR_SANITY_QUERIES: [{name, sql, min, max}], each query returns one integer."
-  type        = list(object({
+  type = list(object({
     name = string
     sql  = string
     min  = optional(number)
@@ -178,7 +178,7 @@ variable "dr_failover_replica" {
 
 variable "dr_failover_params" {
   description = "Feature flags switched by a rehearsal: {DATABASE_URL = {param, standby_param}, S3_BUCKET = {...}}."
-  type        = map(object({
+  type = map(object({
     param         = string
     standby_param = string
   }))
@@ -246,7 +246,7 @@ data "aws_iam_policy_document" "dr_restore" {
 
   # Only instances (and clusters) named dr-drill-* are created, tagged, described and deleted.
   statement {
-    sid     = "DrillInstancesOnly"
+    sid = "DrillInstancesOnly"
     actions = concat(
       ["rds:RestoreDBInstanceToPointInTime", "rds:DescribeDBInstances", "rds:DeleteDBInstance", "rds:AddTagsToResource", "rds:CreateDBInstance"],
       local.dr_cluster_mode ? ["rds:RestoreDBClusterToPointInTime", "rds:DeleteDBCluster", "rds:DescribeDBClusters"] : []
@@ -275,8 +275,8 @@ data "aws_iam_policy_document" "dr_restore" {
 
   # The explicit subnet, security and parameter groups named in the restore call.
   statement {
-    sid       = "NamedGroups"
-    actions   = local.dr_cluster_mode ? ["rds:RestoreDBClusterToPointInTime", "rds:CreateDBInstance"] : ["rds:RestoreDBInstanceToPointInTime"]
+    sid     = "NamedGroups"
+    actions = local.dr_cluster_mode ? ["rds:RestoreDBClusterToPointInTime", "rds:CreateDBInstance"] : ["rds:RestoreDBInstanceToPointInTime"]
     resources = compact([
       "arn:${local.partition}:rds:${local.region}:${local.account_id}:subgrp:${local.dr_subnet_group}",
       local.dr_cluster_mode ? "arn:${local.partition}:rds:${local.region}:${local.account_id}:cluster-pg:${local.dr_parameter_group}" : "arn:${local.partition}:rds:${local.region}:${local.account_id}:pg:${local.dr_parameter_group}",
@@ -408,10 +408,10 @@ module "dr_restore" {
 resource "aws_cloudwatch_event_rule" "dr_rds_events" {
   count = var.dr_enabled ? 1 : 0
 
-  name          = "${local.dr_name}-rds-events"
-  description   = "RDS events of drill instances (${local.dr_prefix}*)"
+  name        = "${local.dr_name}-rds-events"
+  description = "RDS events of drill instances (${local.dr_prefix}*)"
   event_pattern = jsonencode({
-    source = ["aws.rds"]
+    source        = ["aws.rds"]
     "detail-type" = ["RDS DB Instance Event", "RDS DB Cluster Event"]
     detail = {
       SourceIdentifier = [{ prefix = local.dr_prefix }]

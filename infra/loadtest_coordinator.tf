@@ -13,7 +13,7 @@ variable "loadtest_coordinator_zip" {
 variable "loadtest_scenarios" {
   description = "Scenario name (events/loadtest/<name>.json) => nightly schedule (cron or rate expression, UTC)."
   type        = map(string)
-  default     = {
+  default = {
     "bulk-import"      = "cron(0 1 * * ? *)"
     "quote-generation" = "cron(30 1 * * ? *)"
     "realtime-events"  = "cron(0 2 * * ? *)"
@@ -112,7 +112,7 @@ resource "aws_sns_topic" "loadtest_incidents" {
   # Only the coordinator publishes here; the AWS managed key's policy lets principals of this
   # account use it through SNS, so no extra KMS grant is needed.
   kms_master_key_id = "alias/aws/sns"
-  tags = { Function = "loadtest-coordinator" }
+  tags              = { Function = "loadtest-coordinator" }
 }
 
 resource "aws_sns_topic_subscription" "loadtest_incidents_email" {

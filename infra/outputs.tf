@@ -97,7 +97,7 @@ output "postgres_alarm_names" {
 
 output "dr_restore_database" {
   description = "What dr-restore's drills and rehearsals use (the module's outputs unless a dr_* variable overrides them)."
-  value       = {
+  value = {
     source_db_instance = local.dr_source_db_instance
     subnet_group       = local.dr_subnet_group
     security_group_ids = local.dr_security_group_ids

@@ -32,37 +32,47 @@ resource "aws_cloudwatch_metric_alarm" "replica_lag" {
   tags          = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "free_storage" {
-  alarm_name        = "${var.identifier}-free-storage"
-  alarm_description = "PostgreSQL ${var.identifier} has less than ${var.free_storage_alarm_gib} GiB free: storage autoscaling reached max_allocated_storage_gib (${var.max_allocated_storage_gib} GiB) or cannot keep up, or WAL is retained for a stuck replica. The database stops accepting writes when full."
-  namespace         = "AWS/RDS"
-  metric_name       = "FreeStorageSpace"
-  dimensions        = { DBInstanceIdentifier = aws_db_instance.primary.identifier }
-
-  statistic           = "Minimum"
-  period              = 300
-  evaluation_periods  = 2
-  comparison_operator = "LessThanThreshold"
-  threshold           = var.free_storage_alarm_gib * 1073741824
-  treat_missing_data  = "missing"
-
-  alarm_actions = var.alarm_topic_arns
-  ok_actions    = var.alarm_topic_arns
-  tags          = var.tags
+locals {
+  # The primary's alarms, one resource block (aws_cloudwatch_metric_alarm.this): each watches
+  # one AWS/RDS metric of the primary over 5-minute periods and notifies alarm_topic_arns. The
+  # replica's lag alarm (above) is in aws.dr's region: a block has one provider. No
+  # var.identifier here (the block adds it): checkov expands a for_each it can evaluate.
+  alarms = {
+    free_storage = {
+      name                = "free-storage"
+      description         = "has less than ${var.free_storage_alarm_gib} GiB free: storage autoscaling reached max_allocated_storage_gib (${var.max_allocated_storage_gib} GiB) or cannot keep up, or WAL is retained for a stuck replica. The database stops accepting writes when full."
+      metric_name         = "FreeStorageSpace"
+      statistic           = "Minimum"
+      evaluation_periods  = 2
+      comparison_operator = "LessThanThreshold"
+      threshold           = var.free_storage_alarm_gib * 1073741824
+    }
+    cpu = {
+      name                = "cpu"
+      description         = "CPU above ${var.cpu_alarm_percent} % for 15 minutes: queries slow down and the replica's replay falls behind."
+      metric_name         = "CPUUtilization"
+      statistic           = "Average"
+      evaluation_periods  = 3
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = var.cpu_alarm_percent
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "cpu" {
-  alarm_name        = "${var.identifier}-cpu"
-  alarm_description = "PostgreSQL ${var.identifier} CPU above ${var.cpu_alarm_percent} % for 15 minutes: queries slow down and the replica's replay falls behind."
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name        = "${var.identifier}-${each.value.name}"
+  alarm_description = "PostgreSQL ${var.identifier} ${each.value.description}"
   namespace         = "AWS/RDS"
-  metric_name       = "CPUUtilization"
+  metric_name       = each.value.metric_name
   dimensions        = { DBInstanceIdentifier = aws_db_instance.primary.identifier }
 
-  statistic           = "Average"
+  statistic           = each.value.statistic
   period              = 300
-  evaluation_periods  = 3
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.cpu_alarm_percent
+  evaluation_periods  = each.value.evaluation_periods
+  comparison_operator = each.value.comparison_operator
+  threshold           = each.value.threshold
   treat_missing_data  = "missing"
 
   alarm_actions = var.alarm_topic_arns

@@ -91,7 +91,7 @@ locals {
   # The account administers the key through IAM (the default key policy); CloudWatch Logs may
   # use it only for this database's log groups (primary and replica).
   key_policy = { for r in distinct([local.region, local.dr_region]) : r => {
-    Version   = "2012-10-17"
+    Version = "2012-10-17"
     Statement = [
       {
         Sid       = "AccountAdministersThroughIam"
@@ -127,18 +127,45 @@ resource "aws_db_subnet_group" "this" {
   tags        = var.tags
 }
 
-resource "aws_security_group" "primary" {
-  name        = "${var.identifier}-primary"
-  description = "PostgreSQL ${var.identifier}: the primary (and a same-region replica), from the application only"
+locals {
+  # The security groups of the primary's region, one resource block (aws_security_group.this);
+  # each is named <identifier>-<key>. The cross-region replica's group is in aws.dr's region
+  # (replica.tf): a block has one provider, so it stays a block of its own. Literals only (no
+  # var.): checkov expands a for_each it can evaluate, and then checks each group on its own.
+  security_groups = {
+    # The primary (and a same-region replica): the application only.
+    primary = {
+      description = "the primary (and a same-region replica), from the application only"
+    }
+    # What dr-restore verifies (DR_SECURITY_GROUP_IDS): the drill restores, and the same-region
+    # standby once a rehearsal promotes it. Only the function (and whoever the caller adds, e.g.
+    # a bastion to look at a kept restore) may connect: a restore holds production data.
+    restore = {
+      description = "drill restores and the promoted standby, from dr-restore only"
+    }
+  }
+}
+
+resource "aws_security_group" "this" {
+  # The skip is for the restore group (the primary's is attached to the primary); a skip
+  # comment covers every instance of the block.
+  #checkov:skip=CKV2_AWS_5:Attached at run time: dr-restore names it in RestoreDBInstanceToPointInTime (DR_SECURITY_GROUP_IDS); with a same-region replica it is attached to the replica too.
+  for_each = local.security_groups
+
+  name        = "${var.identifier}-${each.key}"
+  description = "PostgreSQL ${var.identifier}: ${each.value.description}"
   vpc_id      = var.vpc_id
-  tags        = merge(var.tags, { Name = "${var.identifier}-primary" })
+  tags        = merge(var.tags, { Name = "${var.identifier}-${each.key}" })
   # No egress rule: RDS answers connections (stateful) and initiates none.
 }
 
+# The ingress rules stay one block per group and source kind: their instance keys are the
+# callers' security group ids and CIDR blocks, which a moved block cannot name (moved.tf), so
+# merging them would replace (destroy, then create) every rule of the production database.
 resource "aws_vpc_security_group_ingress_rule" "primary_from_sg" {
   for_each = toset(var.allowed_security_group_ids)
 
-  security_group_id            = aws_security_group.primary.id
+  security_group_id            = aws_security_group.this["primary"].id
   description                  = "PostgreSQL from ${each.value}"
   referenced_security_group_id = each.value
   ip_protocol                  = "tcp"
@@ -149,7 +176,7 @@ resource "aws_vpc_security_group_ingress_rule" "primary_from_sg" {
 resource "aws_vpc_security_group_ingress_rule" "primary_from_cidr" {
   for_each = toset(var.allowed_cidr_blocks)
 
-  security_group_id = aws_security_group.primary.id
+  security_group_id = aws_security_group.this["primary"].id
   description       = "PostgreSQL from ${each.value}"
   cidr_ipv4         = each.value
   ip_protocol       = "tcp"
@@ -157,21 +184,10 @@ resource "aws_vpc_security_group_ingress_rule" "primary_from_cidr" {
   to_port           = local.port
 }
 
-# What dr-restore verifies (DR_SECURITY_GROUP_IDS): the drill restores, and the same-region
-# standby once a rehearsal promotes it. Only the function (and whoever the caller adds, e.g. a
-# bastion to look at a kept restore) may connect: a restore holds production data.
-resource "aws_security_group" "restore" {
-  #checkov:skip=CKV2_AWS_5:Attached at run time: dr-restore names it in RestoreDBInstanceToPointInTime (DR_SECURITY_GROUP_IDS); with a same-region replica it is attached to the replica too.
-  name        = "${var.identifier}-restore"
-  description = "PostgreSQL ${var.identifier}: drill restores and the promoted standby, from dr-restore only"
-  vpc_id      = var.vpc_id
-  tags        = merge(var.tags, { Name = "${var.identifier}-restore" })
-}
-
 resource "aws_vpc_security_group_ingress_rule" "restore_from_sg" {
   for_each = toset(var.restore_allowed_security_group_ids)
 
-  security_group_id            = aws_security_group.restore.id
+  security_group_id            = aws_security_group.this["restore"].id
   description                  = "PostgreSQL from ${each.value} (dr-restore checks)"
   referenced_security_group_id = each.value
   ip_protocol                  = "tcp"
@@ -182,7 +198,7 @@ resource "aws_vpc_security_group_ingress_rule" "restore_from_sg" {
 resource "aws_vpc_security_group_ingress_rule" "restore_from_cidr" {
   for_each = toset(var.restore_allowed_cidr_blocks)
 
-  security_group_id = aws_security_group.restore.id
+  security_group_id = aws_security_group.this["restore"].id
   description       = "PostgreSQL from ${each.value}"
   cidr_ipv4         = each.value
   ip_protocol       = "tcp"
@@ -191,6 +207,12 @@ resource "aws_vpc_security_group_ingress_rule" "restore_from_cidr" {
 }
 
 # ---- Parameter groups --------------------------------------------------------------------
+
+# Two blocks, not one for_each over a map like the security groups: the drill group exists only
+# without restore_force_ssl, and checkov (tools/iac-check.sh) cannot expand a for_each whose
+# entries depend on a variable. It would then not connect the primary to its group: the
+# rds.force_ssl = 1 check (CKV2_AWS_69) would pass without looking at the group, and the
+# query-logging one (CKV2_AWS_30) would fail.
 
 # name_prefix + create_before_destroy: a major version upgrade needs a group of the new family
 # before the instance can switch to it.
@@ -318,7 +340,7 @@ ephemeral "aws_secretsmanager_random_password" "master" {
 resource "aws_secretsmanager_secret_version" "master" {
   count = local.rds_managed_password ? 0 : 1
 
-  secret_id        = aws_secretsmanager_secret.master[0].id
+  secret_id = aws_secretsmanager_secret.master[0].id
   secret_string_wo = jsonencode({
     engine   = "postgres"
     username = var.master_username
@@ -366,7 +388,7 @@ resource "aws_db_instance" "primary" {
 
   multi_az               = var.multi_az
   db_subnet_group_name   = aws_db_subnet_group.this.name
-  vpc_security_group_ids = [aws_security_group.primary.id]
+  vpc_security_group_ids = [aws_security_group.this["primary"].id]
   publicly_accessible    = false
   parameter_group_name   = aws_db_parameter_group.primary.name
   ca_cert_identifier     = "rds-ca-rsa2048-g1"

@@ -51,12 +51,12 @@ output "subnet_group_name" {
 }
 
 output "primary_security_group_id" {
-  value = aws_security_group.primary.id
+  value = aws_security_group.this["primary"].id
 }
 
 output "restore_security_group_id" {
   description = "DR_SECURITY_GROUP_IDS: security group of the drill restores (admits restore_allowed_security_group_ids only)."
-  value       = aws_security_group.restore.id
+  value       = aws_security_group.this["restore"].id
 }
 
 output "parameter_group_name" {
@@ -108,8 +108,8 @@ output "monitoring_role_arn" {
 
 output "alarm_names" {
   value = compact([
-    aws_cloudwatch_metric_alarm.free_storage.alarm_name,
-    aws_cloudwatch_metric_alarm.cpu.alarm_name,
+    aws_cloudwatch_metric_alarm.this["free_storage"].alarm_name,
+    aws_cloudwatch_metric_alarm.this["cpu"].alarm_name,
     one(aws_cloudwatch_metric_alarm.replica_lag[*].alarm_name),
   ])
 }

@@ -42,6 +42,8 @@ resource "aws_db_subnet_group" "dr" {
   }
 }
 
+# A block of its own, not an instance of main.tf's aws_security_group.this: it is in aws.dr's
+# region, and a resource block has one provider.
 resource "aws_security_group" "replica" {
   count    = local.cross_region && var.replica_enabled ? 1 : 0
   provider = aws.dr
@@ -133,8 +135,9 @@ resource "aws_db_instance" "replica" {
   provider = aws.dr
 
   identifier = local.replica_identifier
-  # Same region: the identifier; across regions RDS needs the source's ARN.
-  replicate_source_db = local.cross_region ? aws_db_instance.primary.arn : aws_db_instance.primary.identifier
+  # The source's ARN in both cases: across regions RDS needs it, and in the same region the
+  # provider refuses an identifier once db_subnet_group_name is set (seen at plan time).
+  replicate_source_db = aws_db_instance.primary.arn
   # The standby becomes the primary on failover: it must keep up with the primary's writes
   # now and carry its load then.
   instance_class = coalesce(var.replica_instance_class, var.instance_class)
@@ -148,7 +151,7 @@ resource "aws_db_instance" "replica" {
 
   multi_az               = var.replica_multi_az
   db_subnet_group_name   = local.cross_region ? aws_db_subnet_group.dr[0].name : aws_db_subnet_group.this.name
-  vpc_security_group_ids = local.cross_region ? [aws_security_group.replica[0].id] : [aws_security_group.primary.id, aws_security_group.restore.id]
+  vpc_security_group_ids = local.cross_region ? [aws_security_group.replica[0].id] : [aws_security_group.this["primary"].id, aws_security_group.this["restore"].id]
   publicly_accessible    = false
   parameter_group_name   = local.cross_region ? aws_db_parameter_group.dr[0].name : aws_db_parameter_group.primary.name
   ca_cert_identifier     = "rds-ca-rsa2048-g1"
