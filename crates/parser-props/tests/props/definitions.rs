@@ -50,12 +50,16 @@ fn slos(v: &Value) -> Result<(), String> {
     slo::plan(&f).map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// The error names the field touched, or the object holding it. The scenario's request
-/// body and the registry's FIS template and error-budget source are untagged enums (one of several shapes): serde
-/// reports a mismatch inside them at the enum's own path, since it cannot know which shape
-/// was meant. A null in place of an optional field means "absent" (serde's reading), so the
-/// error names what is then missing (the coordinator's `scenario` for a null
-/// `continuation`).
+/// The error names the field touched. Two readings of "the field" follow serde's:
+/// - The scenario's request body and the registry's FIS template and error-budget source are
+///   externally tagged enums (`{"text": …}`, `{"id": …}`, `{"metric": {…}}`). Inside a
+///   variant the path is exact (`request.body.csv_records.records`), but when the mutation
+///   touches the variant's tag itself (renamed, removed, a second one added) the choice of
+///   shape is what is wrong, and the error names the enum's field (`request.body: unknown
+///   variant …`). Only that case is accepted: the mutated key must be the tag, directly
+///   under `body`, `fis_template` or `source`.
+/// - A null in place of an optional field means "absent" (serde's reading), so the error
+///   names what is then missing (the coordinator's `scenario` for a null `continuation`).
 fn named(msg: &str, m: &Mutated) -> bool {
     use parser_props::Step;
     let keys: Vec<&str> = m
@@ -67,10 +71,12 @@ fn named(msg: &str, m: &Mutated) -> bool {
         })
         .collect();
     let field = m.field.clone().unwrap_or_default();
+    let tag_of_enum = matches!(m.path.last(), Some(Step::Key(_)))
+        && keys.len() >= 2
+        && ["body", "fis_template", "source"].contains(&keys[keys.len() - 2])
+        && msg.contains(keys[keys.len() - 2]);
     crate::names(msg, &field)
-        || keys
-            .iter()
-            .any(|k| ["body", "fis_template", "source"].contains(k) && msg.contains(*k))
+        || tag_of_enum
         || (matches!(&m.mutation, parser_props::Mutation::Replace(v) if v.is_null())
             && msg.contains("is missing"))
 }
