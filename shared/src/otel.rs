@@ -331,14 +331,22 @@ fn otlp_value(v: &Value) -> Value {
     }
 }
 
+/// Marks the invocation span: the root of the function's part of the trace.
+struct InvocationRoot;
+
 impl<S> Layer<S> for OtelLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        // The invocation span is the local root even inside the Lambda runtime's own span
+        // ("Lambda runtime invoke"): it carries the caller's context (traceparent, or the
+        // X-Ray trace), which a parent's random ids must not replace.
+        let invocation = attrs.metadata().name() == "invocation";
         let parent_ids = span
             .parent()
+            .filter(|_| !invocation)
             .and_then(|p| p.extensions().get::<OtelIds>().copied());
         let ids = match parent_ids {
             Some(p) => OtelIds {
@@ -377,7 +385,11 @@ where
         };
         let mut ext = span.extensions_mut();
         ext.insert(ids);
-        if self.exporter.is_some() {
+        if invocation {
+            ext.insert(InvocationRoot);
+        }
+        // The runtime's own spans are not part of the function's trace: not exported.
+        if self.exporter.is_some() && !attrs.metadata().target().starts_with("lambda_runtime") {
             let mut map = Map::new();
             attrs.record(&mut AttrVisitor(&mut map));
             ext.insert(Open {
@@ -416,8 +428,8 @@ where
             return;
         };
         let Some(span) = ctx.span(&id) else { return };
-        let is_root = span.parent().is_none();
         let ext = span.extensions();
+        let is_root = span.parent().is_none() || ext.get::<InvocationRoot>().is_some();
         let (Some(ids), Some(open)) = (ext.get::<OtelIds>(), ext.get::<Open>()) else {
             return;
         };
@@ -562,6 +574,9 @@ mod tests {
         );
         let subscriber = tracing_subscriber::registry().with(OtelLayer::new(Some(exporter)));
         tracing::subscriber::with_default(subscriber, || {
+            // As in Lambda: the runtime's own span is current when the handler starts.
+            let runtime = tracing::info_span!(target: "lambda_runtime", "Lambda runtime invoke");
+            let _r = runtime.enter();
             let root = tracing::info_span!(
                 "invocation",
                 traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",

@@ -78,6 +78,23 @@ pub fn invocation_span(ctx: &lambda_runtime::Context) -> tracing::Span {
     invocation_span_from(ctx, &Value::Null)
 }
 
+/// [`invocation_span_from`], then removes the W3C trace context (`traceparent`,
+/// `tracestate`) from the payload: it belongs to tracing, not to the function's own payload,
+/// whose parsers refuse unknown fields (an engineer's `aws lambda invoke` with a
+/// `traceparent` would otherwise fail as bad input). The shard keeps its `traceparent`: it is
+/// part of its request and goes on to the target.
+pub fn invocation_span_taking_context(
+    ctx: &lambda_runtime::Context,
+    payload: &mut Value,
+) -> tracing::Span {
+    let span = invocation_span_from(ctx, payload);
+    if let Some(o) = payload.as_object_mut() {
+        o.remove("traceparent");
+        o.remove("tracestate");
+    }
+    span
+}
+
 /// The invocation span, continuing the caller's trace when the payload carries a W3C
 /// `traceparent` (a coordinator's shard invocation, a manual invoke), else the X-Ray trace.
 pub fn invocation_span_from(ctx: &lambda_runtime::Context, payload: &Value) -> tracing::Span {
@@ -391,6 +408,21 @@ mod tests {
         assert_eq!(time_left(now as u64 + 90_000, now), Duration::from_secs(90));
         assert_eq!(time_left(now as u64 - 5, now), Duration::ZERO);
         assert_eq!(time_left(600_000, now), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn trace_context_is_continued_and_taken_out_of_the_payload() {
+        let ctx = lambda_runtime::Context::default();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut payload =
+            serde_json::json!({"source": "list", "traceparent": tp, "tracestate": "a=b"});
+        let _span = invocation_span_taking_context(&ctx, &mut payload);
+        // Continuing the trace is checked end to end (tests/tests/manifest_diff.rs).
+        assert_eq!(payload, serde_json::json!({"source": "list"}));
+        // A payload that is not an object is left alone.
+        let mut other = serde_json::json!(["x"]);
+        let _ = invocation_span_taking_context(&ctx, &mut other);
+        assert_eq!(other, serde_json::json!(["x"]));
     }
 
     #[test]

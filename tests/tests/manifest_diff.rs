@@ -670,3 +670,170 @@ async fn end_to_end_through_the_lambda_emulator_and_the_aws_cli() {
     let stored: Value = serde_json::from_slice(&get(&s3, &b, &k).await.unwrap()).unwrap();
     assert_eq!(stored["status"], "DRIFT");
 }
+
+/// An OTLP/HTTP receiver on a free port: every POSTed JSON body, kept in arrival order.
+async fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 65536];
+                // Several requests may share a connection (keep-alive).
+                loop {
+                    let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < i + 4 + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if head.starts_with("post /v1/traces") {
+                        if let Ok(v) = serde_json::from_slice(&buf[i + 4..i + 4 + len]) {
+                            sink.lock().unwrap().push(v);
+                        }
+                    }
+                    buf.drain(..i + 4 + len);
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// Tracing as an operator sees it: the function process under `cargo lambda watch`, invoked
+/// through the real Invoke API with a W3C `traceparent` in the payload, exports its spans over
+/// OTLP/HTTP to a receiver (here the test's, in production the ADOT layer's collector). The
+/// invocation continues the caller's trace, and every S3 call is a CLIENT span under it.
+#[tokio::test]
+async fn spans_from_the_function_process_reach_an_otlp_receiver() {
+    let (otlp_port, spans_in) = otlp_receiver().await;
+    let m = suite_tests::moto();
+    let mut env = m.env();
+    env.extend(
+        [
+            ("ENVIRONMENT", "local"),
+            ("REPORT_BUCKET", REPORTS),
+            ("PRIMARY_BUCKET", PRIMARY),
+            ("REPLICA_BUCKET", REPLICA),
+            ("CONTINUATION", "return"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                &format!("http://127.0.0.1:{otlp_port}"),
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let watch = tokio::task::spawn_blocking(move || suite_tests::start_watch(&env))
+        .await
+        .unwrap();
+    let (_g, m) = exclusive_moto().await;
+    let s3 = m.s3().await;
+    let now = seed_list_drift(&s3).await;
+    let (trace, parent) = ("5a9c0f3e1d2b4c6a8e7f0123456789ab", "1122334455667788");
+    let mut payload = list_payload(now);
+    payload["traceparent"] = json!(format!("00-{trace}-{parent}-01"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec(&payload).unwrap()).unwrap();
+    let cli_env = m.env();
+    let path = file.path().to_path_buf();
+    let (ok, out, doc) = tokio::task::spawn_blocking(move || {
+        suite_tests::aws_cli_invoke(&watch, "manifest-diff", &path, &cli_env)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "aws lambda invoke failed: {out}");
+    assert_list_counts(&doc);
+
+    // The spans are sent when the invocation's root span closes, before the response; allow
+    // for the receiver's own scheduling.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (resource, spans) = loop {
+        let docs = spans_in.lock().unwrap().clone();
+        let mut resource = None;
+        let mut spans = Vec::new();
+        for d in &docs {
+            for rs in d["resourceSpans"].as_array().into_iter().flatten() {
+                for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                    for s in ss["spans"].as_array().into_iter().flatten() {
+                        if s["traceId"] == trace {
+                            resource = Some(rs["resource"].clone());
+                            spans.push(s.clone());
+                        }
+                    }
+                }
+            }
+        }
+        if spans.iter().any(|s| s["name"] == "invocation") || std::time::Instant::now() > deadline {
+            break (resource, spans);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == "invocation")
+        .unwrap_or_else(|| panic!("no invocation span in trace {trace}: {spans:#?}"));
+    assert_eq!(root["parentSpanId"], parent, "continues the caller's trace");
+    assert_eq!(root["kind"], 2, "SERVER");
+    let attrs = resource.unwrap()["attributes"].clone();
+    let service = attrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "service.name")
+        .map(|a| a["value"]["stringValue"].clone());
+    assert_eq!(service, Some(json!("manifest-diff")), "{attrs}");
+
+    // Every S3 call is a CLIENT span whose ancestors lead to the invocation, in one trace.
+    let by_id: std::collections::HashMap<String, &Value> = spans
+        .iter()
+        .map(|s| (s["spanId"].as_str().unwrap_or_default().to_string(), s))
+        .collect();
+    let s3_calls: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("S3.")))
+        .collect();
+    let names: std::collections::BTreeSet<&str> =
+        s3_calls.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(
+        names.contains("S3.ListObjectsV2") && names.contains("S3.PutObject"),
+        "{names:?}"
+    );
+    for call in &s3_calls {
+        assert_eq!(call["kind"], 3, "CLIENT: {call}");
+        let mut cur = *call;
+        let mut hops = 0;
+        while cur["spanId"] != root["spanId"] {
+            let p = cur["parentSpanId"].as_str().unwrap_or_default();
+            cur = by_id
+                .get(p)
+                .unwrap_or_else(|| panic!("{} has a parent outside the trace: {p}", call["name"]));
+            hops += 1;
+            assert!(hops < 16, "parent chain too long");
+        }
+    }
+}

@@ -251,9 +251,10 @@ pub fn budget_metrics(common: &CommonConfig, out: &[BudgetOutcome], dry_run: boo
 /// The handler `main` registers.
 pub async fn handle<S: ObjectStore, C: CostSource, B: BudgetsApi>(
     deps: &Deps<S, C, B>,
-    event: LambdaEvent<Value>,
+    mut event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
+    let span =
+        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
     async move {
         let result = handle_inner(deps, event.payload).await;
         if let Err(e) = &result {

@@ -72,9 +72,10 @@ impl<R: Rds, S: StateStore, D: RestoredDb, K: SecretSource, P: Params> Deps<R, S
 /// The handler `main` registers.
 pub async fn handle<R: Rds, S: StateStore, D: RestoredDb, K: SecretSource, P: Params>(
     deps: &Deps<R, S, D, K, P>,
-    event: LambdaEvent<Value>,
+    mut event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
+    let span =
+        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
     async move {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let left = shared::telemetry::time_left(event.context.deadline, now_ms);

@@ -171,9 +171,10 @@ pub fn reconcile_metrics(common: &CommonConfig, s: &ReconcileSummary) -> Vec<Emf
 /// The handler `main` registers.
 pub async fn handle<S: ObjectStore, P: LifecyclePort>(
     deps: &Deps<S, P>,
-    event: LambdaEvent<Value>,
+    mut event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
+    let span =
+        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
     async move {
         // Boxed: the sweep's future is deep enough to exceed the compiler's layout depth limit.
         let result = Box::pin(handle_inner(deps, event)).await;

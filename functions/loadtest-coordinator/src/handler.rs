@@ -151,9 +151,10 @@ pub fn parse_event(event: &Value) -> Result<Job, SuiteError> {
 
 pub async fn handle<S: Store, I: Invoker, N: Notifier>(
     deps: &Deps<S, I, N>,
-    event: LambdaEvent<Value>,
+    mut event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
+    let span =
+        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
     async move {
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {

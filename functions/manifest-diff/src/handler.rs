@@ -232,9 +232,10 @@ pub fn metric_documents(common: &CommonConfig, s: &Summary) -> Vec<Emf> {
 /// The handler `main` registers.
 pub async fn handle<S: ObjectStore>(
     deps: &Deps<S>,
-    event: LambdaEvent<Value>,
+    mut event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
+    let span =
+        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
     async move {
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {

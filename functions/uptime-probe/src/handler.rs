@@ -119,8 +119,9 @@ pub async fn probe_all(deps: &Deps, targets: &[&Target]) -> Vec<ProbeResult> {
     .await
 }
 
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
+pub async fn handle(deps: &Deps, mut event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+    let span =
+        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
     async move {
         let result = handle_inner(deps, event).await;
         if let Err(e) = &result {
