@@ -9,7 +9,13 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod ce;
+pub mod fis;
 pub mod inventory;
+pub mod moto_api;
+pub mod rds;
+
+pub use moto_api::moto_post;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -6,14 +6,9 @@
 //! reports the final state at once; `manual` with `times: n` moves one state every n
 //! GetExperiment calls. The tests set it per test, so runs can be held mid-way and resumed.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_sdk_fis::types::{
-    CreateExperimentTemplateActionInput, CreateExperimentTemplateStopConditionInput,
-    CreateExperimentTemplateTargetInput,
-};
 use chaos_runner::config::{RegistrySource, Settings};
 use chaos_runner::journal::{Journal, Outcome};
 use chaos_runner::port::AwsChaos;
@@ -23,95 +18,40 @@ use chrono::NaiveDate;
 use serde_json::json;
 use shared::config::{CommonConfig, Vars};
 use shared::store::S3Store;
+use suite_tests::fis::{self, health_server, put_stop_alarm, set_progression};
 use suite_tests::{create_buckets, exclusive_moto, get, Moto};
 
 const BUCKET: &str = "chaos-reports";
-const ACCOUNT: &str = "123456789012";
-
-/// A tiny HTTP server answering every request with the status held in `status`.
-async fn http_server() -> (String, Arc<AtomicU16>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let status = Arc::new(AtomicU16::new(200));
-    let s = status.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let s = s.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                let code = s.load(Ordering::SeqCst);
-                let body = if code == 200 { "ok" } else { "unavailable" };
-                let resp = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    (format!("http://127.0.0.1:{port}/healthz"), status)
-}
-
-/// moto's state manager for FIS experiments.
-async fn fis_progression(moto: &Moto, transition: serde_json::Value) {
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{}/moto-api/state-manager/set-transition",
-            moto.url
-        ))
-        .json(&json!({"model_name": "fis::experiment", "transition": transition}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "set-transition: {}", r.status());
-}
 
 fn registry(url: &str, budget: Option<serde_json::Value>) -> Registry {
-    let mut r = json!({
-        "version": 1,
-        "rotations": {"sre": {"anchor_month": "2026-01", "members": ["amara", "bruno", "chen"]}},
-        "experiments": [
-            {
-                "name": "rq-queue",
-                "title": "RQ latency and worker crash",
-                "hypothesis": "The backlog drains and the API stays up",
-                "cadence": "monthly",
-                "runbook": "docs/realtime/rq_recovery.md",
-                "owner_rotation": "sre",
-                "blast_radius": {"selector": "tag chaos-target=rq-workers", "count": 1},
-                "stop_conditions": [{"alarm": "chaos-stop-api"}],
-                "steady_state": [
-                    {"name": "health", "http": {"url": url, "timeout_ms": 1000, "attempts": 3},
-                     "tolerance": {"status": [200], "max_latency_ms": 900, "max_failures": 1}},
-                    {"name": "backlog", "metric": {"namespace": "PlatformPlaybook", "name": "rq_backlog",
-                     "dimensions": {"queue": "default"}, "stat": "Maximum", "period_seconds": 60, "lookback_minutes": 10},
-                     "tolerance": {"max": 100}}
-                ],
-                "fis_template": {"name": "chaos-rq-queue"},
-                "follow_ups": ["Check the intermediate list was requeued"]
-            },
-            {
-                "name": "postgres-failover",
-                "title": "Primary crash",
-                "hypothesis": "The standby is promoted within 120 s",
-                "cadence": "quarterly",
-                "runbook": "docs/db/disaster_recovery.md",
-                "owner_rotation": "sre",
-                "blast_radius": {"selector": "primary db", "count": 1},
-                "stop_conditions": [{"alarm": "chaos-stop-api"}],
-                "steady_state": [
-                    {"name": "health", "http": {"url": url, "timeout_ms": 1000, "attempts": 1},
-                     "tolerance": {}}
-                ],
-                "fis_template": {"name": "chaos-postgres-failover"}
-            }
-        ]
-    });
+    let mut rq_queue = fis::rq_queue(url);
+    rq_queue["steady_state"]
+        .as_array_mut()
+        .expect("steady_state")
+        .push(json!(
+            {"name": "backlog", "metric": {"namespace": "PlatformPlaybook", "name": "rq_backlog",
+             "dimensions": {"queue": "default"}, "stat": "Maximum", "period_seconds": 60, "lookback_minutes": 10},
+             "tolerance": {"max": 100}}
+        ));
+    rq_queue["follow_ups"] = json!(["Check the intermediate list was requeued"]);
+    let mut r = fis::registry(vec![
+        rq_queue,
+        json!({
+            "name": "postgres-failover",
+            "title": "Primary crash",
+            "hypothesis": "The standby is promoted within 120 s",
+            "cadence": "quarterly",
+            "runbook": "docs/db/disaster_recovery.md",
+            "owner_rotation": "sre",
+            "blast_radius": {"selector": "primary db", "count": 1},
+            "stop_conditions": [{"alarm": "chaos-stop-api"}],
+            "steady_state": [
+                {"name": "health", "http": {"url": url, "timeout_ms": 1000, "attempts": 1},
+                 "tolerance": {}}
+            ],
+            "fis_template": {"name": "chaos-postgres-failover"}
+        }),
+    ]);
     if let Some(b) = budget {
         r["error_budget"] = b;
     }
@@ -158,21 +98,6 @@ async fn world(moto: &Moto) -> World {
     }
 }
 
-async fn alarm(w: &World, name: &str) {
-    w.cw.put_metric_alarm()
-        .alarm_name(name)
-        .namespace("PlatformPlaybook")
-        .metric_name("api_availability")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(99.5)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn backlog(w: &World, value: f64) {
     w.cw.put_metric_data()
         .namespace("PlatformPlaybook")
@@ -198,47 +123,15 @@ async fn backlog(w: &World, value: f64) {
 
 /// A FIS template like infra/chaos_runner.tf's, created through the FIS API.
 async fn template(w: &World, name: &str, stop_alarm: Option<&str>, selection: &str) -> String {
-    let stop = match stop_alarm {
-        Some(a) => CreateExperimentTemplateStopConditionInput::builder()
-            .source("aws:cloudwatch:alarm")
-            .value(format!("arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{a}"))
-            .build()
-            .unwrap(),
-        None => CreateExperimentTemplateStopConditionInput::builder()
-            .source("none")
-            .build()
-            .unwrap(),
-    };
-    let target = CreateExperimentTemplateTargetInput::builder()
-        .resource_type("aws:ecs:task")
-        .selection_mode(selection)
-        .resource_arns(format!(
-            "arn:aws:ecs:us-east-1:{ACCOUNT}:task/workers/0123456789abcdef"
-        ))
-        .build()
-        .unwrap();
-    let action = CreateExperimentTemplateActionInput::builder()
-        .action_id("aws:ecs:stop-task")
-        .targets("Tasks", "workers")
-        .build()
-        .unwrap();
-    let out = w
-        .fis
-        .create_experiment_template()
-        .client_token(format!(
-            "{name}-{selection}-{}",
-            stop_alarm.unwrap_or("none")
-        ))
-        .description(format!("{name} (test)"))
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/chaos-fis"))
-        .stop_conditions(stop)
-        .targets("workers", target)
-        .actions("crash-worker", action)
-        .tags("Name", name)
-        .send()
-        .await
-        .unwrap();
-    out.experiment_template().unwrap().id().unwrap().to_string()
+    fis::Template {
+        name,
+        stop_alarm,
+        selection,
+        client_token: &format!("{name}-{selection}-{}", stop_alarm.unwrap_or("none")),
+        description: &format!("{name} (test)"),
+    }
+    .create(&w.fis)
+    .await
 }
 
 async fn experiments(w: &World) -> usize {
@@ -287,10 +180,10 @@ fn soon(ms: u64) -> Instant {
 #[tokio::test]
 async fn dry_run_follows_fis_to_completion_and_writes_journal_and_postmortem() {
     let (_g, moto) = exclusive_moto().await;
-    fis_progression(moto, json!({"progression": "manual", "times": 1})).await;
+    set_progression(moto, json!({"progression": "manual", "times": 1})).await;
     let w = world(moto).await;
-    let (url, _) = http_server().await;
-    alarm(&w, "chaos-stop-api").await;
+    let (url, _) = health_server().await;
+    put_stop_alarm(&w.cw, "chaos-stop-api").await;
     backlog(&w, 12.0).await;
     let template_id = template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
     let reg = registry(&url, None);
@@ -441,10 +334,10 @@ async fn dry_run_follows_fis_to_completion_and_writes_journal_and_postmortem() {
 #[tokio::test]
 async fn a_run_is_resumed_across_invocations() {
     let (_g, moto) = exclusive_moto().await;
-    fis_progression(moto, json!({"progression": "manual", "times": 1})).await;
+    set_progression(moto, json!({"progression": "manual", "times": 1})).await;
     let w = world(moto).await;
-    let (url, status) = http_server().await;
-    alarm(&w, "chaos-stop-api").await;
+    let (url, status) = health_server().await;
+    put_stop_alarm(&w.cw, "chaos-stop-api").await;
     backlog(&w, 3.0).await;
     template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
     template(
@@ -571,10 +464,10 @@ async fn a_run_is_resumed_across_invocations() {
 #[tokio::test]
 async fn a_running_experiment_is_stopped() {
     let (_g, moto) = exclusive_moto().await;
-    fis_progression(moto, json!({"progression": "manual", "times": 1000})).await;
+    set_progression(moto, json!({"progression": "manual", "times": 1000})).await;
     let w = world(moto).await;
-    let (url, _) = http_server().await;
-    alarm(&w, "chaos-stop-api").await;
+    let (url, _) = health_server().await;
+    put_stop_alarm(&w.cw, "chaos-stop-api").await;
     backlog(&w, 3.0).await;
     template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
     let reg = registry(&url, None);
@@ -603,7 +496,7 @@ async fn a_running_experiment_is_stopped() {
 
     // One state per GetExperiment from here: `stopping` then `stopped` (with `immediate`, moto
     // would first jump the pending experiment to `completed`).
-    fis_progression(moto, json!({"progression": "manual", "times": 1})).await;
+    set_progression(moto, json!({"progression": "manual", "times": 1})).await;
     let stop = Request::Stop {
         run_id: r.run_id.clone(),
         reason: "test stop".into(),
@@ -646,10 +539,10 @@ async fn a_running_experiment_is_stopped() {
 #[tokio::test]
 async fn refusals_start_nothing() {
     let (_g, moto) = exclusive_moto().await;
-    fis_progression(moto, json!({"progression": "immediate"})).await;
+    set_progression(moto, json!({"progression": "immediate"})).await;
     let w = world(moto).await;
-    let (url, status) = http_server().await;
-    alarm(&w, "chaos-stop-api").await;
+    let (url, status) = health_server().await;
+    put_stop_alarm(&w.cw, "chaos-stop-api").await;
     backlog(&w, 3.0).await;
     let s = settings(50);
     let reg = registry(&url, None);
@@ -891,7 +784,7 @@ async fn refusals_start_nothing() {
 async fn http_probe_against_a_closed_port_fails_the_steady_state() {
     let (_g, moto) = exclusive_moto().await;
     let w = world(moto).await;
-    alarm(&w, "chaos-stop-api").await;
+    put_stop_alarm(&w.cw, "chaos-stop-api").await;
     backlog(&w, 3.0).await;
     template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
     let closed = format!("http://127.0.0.1:{}/healthz", suite_tests::free_port());

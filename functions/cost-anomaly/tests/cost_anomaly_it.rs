@@ -17,6 +17,7 @@ use cost_anomaly::run::{AlertAction, Engine};
 use cost_anomaly::synth::{series, Class, Rng};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
+use suite_tests::ce::{self, ce_page, queue_ce_results, Spend};
 use suite_tests::{exclusive_moto, get};
 
 fn d(s: &str) -> NaiveDate {
@@ -25,37 +26,23 @@ fn d(s: &str) -> NaiveDate {
 
 /// 92 days of spend to 2026-11-19: steady series, one spike in prod EC2 on 2026-11-17 and a
 /// slow drift in staging RDS from 2026-11-08.
-fn spend() -> BTreeMap<(String, String), Vec<(NaiveDate, f64)>> {
-    let start = d("2026-08-20");
-    let n = 92;
+fn spend() -> Spend {
     let mut rng = Rng::new(42);
-    let mut out = BTreeMap::new();
-    for (env, svc, level) in [
-        ("prod", "Amazon Elastic Compute Cloud - Compute", 180.0),
-        ("prod", "Amazon Relational Database Service", 90.0),
-        ("prod", "Amazon Simple Storage Service", 25.0),
-        ("staging", "Amazon Relational Database Service", 40.0),
-        ("staging", "Amazon Elastic Compute Cloud - Compute", 30.0),
-        ("dev", "Amazon Elastic Compute Cloud - Compute", 15.0),
-    ] {
-        let s = series(&mut rng, Class::Clean, start, n);
-        // Rescale the generator's random level to this series' level, keep its shape.
-        let mean = s.values.iter().sum::<f64>() / n as f64;
-        let mut v: Vec<f64> = s.values.iter().map(|x| x / mean * level).collect();
-        for (i, day) in s.days.iter().enumerate() {
-            if env == "prod" && svc.contains("Compute") && *day == d("2026-11-17") {
-                v[i] *= 3.0;
-            }
-            if env == "staging" && svc.contains("Relational") && *day >= d("2026-11-08") {
-                v[i] *= 1.0 + 0.08 * ((*day - d("2026-11-07")).num_days() as f64);
-            }
-        }
-        out.insert(
-            (env.to_string(), svc.to_string()),
-            s.days.iter().copied().zip(v).collect(),
-        );
-    }
-    out
+    ce::spend(
+        &[
+            ("prod", "Amazon Elastic Compute Cloud - Compute", 180.0),
+            ("prod", "Amazon Relational Database Service", 90.0),
+            ("prod", "Amazon Simple Storage Service", 25.0),
+            ("staging", "Amazon Relational Database Service", 40.0),
+            ("staging", "Amazon Elastic Compute Cloud - Compute", 30.0),
+            ("dev", "Amazon Elastic Compute Cloud - Compute", 15.0),
+        ],
+        true,
+        |start, n| {
+            let s = series(&mut rng, Class::Clean, start, n);
+            (s.days, s.values)
+        },
+    )
 }
 
 async fn exists(s3: &aws_sdk_s3::Client, key: &str) -> bool {

@@ -10,23 +10,10 @@ use dr_restore::handler::{deadline_in, run_job, AwsDeps};
 use dr_restore::port::{Conflict, S3State, StateStore};
 use serde_json::{json, Value};
 use shared::config::{CommonConfig, Vars};
-use suite_tests::{create_buckets, exclusive_moto, get, venv_bin, Moto};
-
-const REPORTS: &str = "dr-reports";
-const SECRET: &str = "dr/restore-check";
+use suite_tests::rds::{drop_database, pg, REPORTS, SECRET};
+use suite_tests::{create_buckets, exclusive_moto, get, Moto};
 
 // ---- PostgreSQL -----------------------------------------------------------------------
-
-async fn pg(db: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("PostgreSQL on 127.0.0.1:5432 (trust, user postgres): {e}"));
-    tokio::spawn(conn);
-    c
-}
 
 /// A throwaway database with Alembic heads, 50 orders whose newest update is `newest_age` old,
 /// and a users table with naive timestamps.
@@ -79,13 +66,7 @@ impl TestDb {
     }
 
     async fn drop(self) {
-        let admin = pg("postgres").await;
-        let _ = admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
+        drop_database(&self.name).await;
     }
 }
 
@@ -98,68 +79,12 @@ async fn rds(m: &Moto) -> aws_sdk_rds::Client {
 /// The source instance, the drill's subnet group and parameter group, the credentials secret,
 /// the report bucket.
 async fn seed(m: &Moto) {
-    let clients = m.clients().await;
-    create_buckets(&clients.s3(), &[REPORTS]).await;
-    let r = aws_sdk_rds::Client::new(&clients.sdk);
-    r.create_db_instance()
-        .db_instance_identifier("app-db")
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .master_username("app")
-        .master_user_password("not-used-here")
-        .allocated_storage(20)
-        .backup_retention_period(7)
-        .send()
-        .await
-        .expect("source instance");
-    r.create_db_parameter_group()
-        .db_parameter_group_name("dr-pg15")
-        .db_parameter_group_family("postgres15")
-        .description("drill parameter group (rds.force_ssl=0)")
-        .send()
-        .await
-        .expect("parameter group");
-    // Subnets exist in moto's default VPC; the subnet group must name real ones.
-    let env = m.env();
-    let out = std::process::Command::new(venv_bin("aws"))
-        .args([
-            "--endpoint-url",
-            &m.url,
-            "ec2",
-            "describe-subnets",
-            "--query",
-            "Subnets[0:2].SubnetId",
-            "--output",
-            "text",
-        ])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .expect("aws ec2 describe-subnets");
-    let subnets: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    assert!(
-        subnets.len() >= 2,
-        "moto subnets: {subnets:?} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    r.create_db_subnet_group()
-        .db_subnet_group_name("dr-private")
-        .db_subnet_group_description("drill subnets")
-        .set_subnet_ids(Some(subnets))
-        .send()
-        .await
-        .expect("subnet group");
-    aws_sdk_secretsmanager::Client::new(&clients.sdk)
-        .create_secret()
-        .name(SECRET)
-        .secret_string(
-            json!({"username": "postgres", "password": "trust-auth-ignores-it"}).to_string(),
-        )
-        .send()
-        .await
-        .expect("secret");
+    suite_tests::rds::seed(
+        m,
+        "trust-auth-ignores-it",
+        "drill parameter group (rds.force_ssl=0)",
+    )
+    .await;
 }
 
 fn vars(m: &Moto, db: &str, extra: &[(&str, &str)]) -> Vars {

@@ -9,10 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_fis::types::{
-    CreateExperimentTemplateActionInput, CreateExperimentTemplateStopConditionInput,
-    CreateExperimentTemplateTargetInput,
-};
 use chaos_runner::config::{RegistrySource, Settings};
 use chaos_runner::journal::Outcome;
 use chaos_runner::port::AwsChaos;
@@ -24,116 +20,22 @@ use fault_tests::{deliver_until_ok, Faulted, BURST};
 use serde_json::{json, Value};
 use shared::config::{CommonConfig, Vars};
 use shared::store::S3Store;
-use suite_tests::{create_buckets, exclusive_moto, get};
+use suite_tests::{create_buckets, exclusive_moto, fis, get};
 
 const BUCKET: &str = "chaos-reports";
-const ACCOUNT: &str = "123456789012";
-
-/// A local health endpoint that always answers 200.
-async fn health() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                let _ = sock
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}/healthz")
-}
-
-fn registry(url: &str) -> Registry {
-    Registry::parse(
-        &json!({
-            "version": 1,
-            "rotations": {"sre": {"anchor_month": "2026-01", "members": ["amara", "bruno", "chen"]}},
-            "experiments": [{
-                "name": "rq-queue",
-                "title": "RQ latency and worker crash",
-                "hypothesis": "The backlog drains and the API stays up",
-                "cadence": "monthly",
-                "runbook": "docs/realtime/rq_recovery.md",
-                "owner_rotation": "sre",
-                "blast_radius": {"selector": "tag chaos-target=rq-workers", "count": 1},
-                "stop_conditions": [{"alarm": "chaos-stop-api"}],
-                "steady_state": [
-                    {"name": "health", "http": {"url": url, "timeout_ms": 1000, "attempts": 3},
-                     "tolerance": {"status": [200], "max_latency_ms": 900, "max_failures": 1}}
-                ],
-                "fis_template": {"name": "chaos-rq-queue"}
-            }]
-        })
-        .to_string(),
-    )
-    .expect("registry")
-}
 
 /// The experiment template and the stop alarm, created directly in moto.
 async fn seed(sdk: &aws_config::SdkConfig) -> String {
-    let cw = aws_sdk_cloudwatch::Client::new(sdk);
-    cw.put_metric_alarm()
-        .alarm_name("chaos-stop-api")
-        .namespace("PlatformPlaybook")
-        .metric_name("api_availability")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(99.5)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-        .send()
-        .await
-        .expect("alarm");
-    let out = aws_sdk_fis::Client::new(sdk)
-        .create_experiment_template()
-        .client_token("fault-chaos-rq-queue")
-        .description("chaos-rq-queue (fault test)")
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/chaos-fis"))
-        .stop_conditions(
-            CreateExperimentTemplateStopConditionInput::builder()
-                .source("aws:cloudwatch:alarm")
-                .value(format!(
-                    "arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:chaos-stop-api"
-                ))
-                .build()
-                .expect("stop"),
-        )
-        .targets(
-            "workers",
-            CreateExperimentTemplateTargetInput::builder()
-                .resource_type("aws:ecs:task")
-                .selection_mode("COUNT(1)")
-                .resource_arns(format!(
-                    "arn:aws:ecs:us-east-1:{ACCOUNT}:task/workers/0123456789abcdef"
-                ))
-                .build()
-                .expect("target"),
-        )
-        .actions(
-            "crash-worker",
-            CreateExperimentTemplateActionInput::builder()
-                .action_id("aws:ecs:stop-task")
-                .targets("Tasks", "workers")
-                .build()
-                .expect("action"),
-        )
-        .tags("Name", "chaos-rq-queue")
-        .send()
-        .await
-        .expect("template");
-    out.experiment_template()
-        .and_then(|t| t.id())
-        .expect("template id")
-        .to_string()
+    fis::put_stop_alarm(&aws_sdk_cloudwatch::Client::new(sdk), "chaos-stop-api").await;
+    fis::Template {
+        name: "chaos-rq-queue",
+        stop_alarm: Some("chaos-stop-api"),
+        selection: "COUNT(1)",
+        client_token: "fault-chaos-rq-queue",
+        description: "chaos-rq-queue (fault test)",
+    }
+    .create(&aws_sdk_fis::Client::new(sdk))
+    .await
 }
 
 async fn check(fis: &aws_sdk_fis::Client, s3: &aws_sdk_s3::Client) -> usize {
@@ -157,18 +59,14 @@ async fn check(fis: &aws_sdk_fis::Client, s3: &aws_sdk_s3::Client) -> usize {
 async fn lost_start_answers_and_a_burst_start_one_experiment() {
     let (_g, m) = exclusive_moto().await;
     // moto's FIS: move one state per GetExperiment call (pending → … → completed).
-    let status = crate::moto_post(
-        m,
-        "/moto-api/state-manager/set-transition",
-        &json!({"model_name": "fis::experiment", "transition": {"progression": "manual", "times": 1}}),
-    )
-    .await;
-    assert!((200..300).contains(&status), "set-transition: {status}");
+    fis::set_progression(m, json!({"progression": "manual", "times": 1})).await;
     let direct = m.clients().await;
     create_buckets(&direct.s3(), &[BUCKET]).await;
     let template_id = seed(&direct.sdk).await;
-    let url = health().await;
-    let reg = registry(&url);
+    // A local health endpoint; it answers 200.
+    let (url, _) = fis::health_server().await;
+    let reg =
+        Registry::parse(&fis::registry(vec![fis::rq_queue(&url)]).to_string()).expect("registry");
 
     let f = Faulted::new(m).await;
     let port = AwsChaos::new(&f.clients.sdk).expect("port");

@@ -20,11 +20,12 @@ use cost_anomaly::run::{AlertAction, Engine};
 use cost_anomaly::synth::{series, Class, Rng};
 use fault_proxy::{ErrorKind, ResetPoint};
 use fault_tests::{deliver_until_ok, Faulted, BURST};
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
 use shared::store::S3Store;
-use suite_tests::{create_buckets, exclusive_moto, get, Moto};
+use suite_tests::ce::{self, ce_page, queue_ce_results, Spend};
+use suite_tests::{create_buckets, exclusive_moto, get};
 
 const REPORTS: &str = "playbook-reports";
 
@@ -34,64 +35,19 @@ fn d(s: &str) -> NaiveDate {
 
 /// 92 days of spend to 2026-11-19 with a spike in prod EC2 on 2026-11-17 (the function's own
 /// integration data, shortened to two series).
-fn spend() -> BTreeMap<(String, String), Vec<(NaiveDate, f64)>> {
-    let start = d("2026-08-20");
+fn spend() -> Spend {
     let mut rng = Rng::new(42);
-    let mut out = BTreeMap::new();
-    for (env, svc, level) in [
-        ("prod", "Amazon Elastic Compute Cloud - Compute", 180.0),
-        ("staging", "Amazon Relational Database Service", 40.0),
-    ] {
-        let s = series(&mut rng, Class::Clean, start, 92);
-        let mean = s.values.iter().sum::<f64>() / 92.0;
-        let mut v: Vec<f64> = s.values.iter().map(|x| x / mean * level).collect();
-        for (i, day) in s.days.iter().enumerate() {
-            if env == "prod" && *day == d("2026-11-17") {
-                v[i] *= 3.0;
-            }
-        }
-        out.insert(
-            (env.to_string(), svc.to_string()),
-            s.days.iter().copied().zip(v).collect(),
-        );
-    }
-    out
-}
-
-/// One GetCostAndUsage page, every day final.
-fn ce_page(
-    spend: &BTreeMap<(String, String), Vec<(NaiveDate, f64)>>,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Value {
-    let mut results = vec![];
-    let mut day = from;
-    while day < to {
-        let groups: Vec<Value> = spend
-            .iter()
-            .filter_map(|((env, svc), days)| {
-                let v = days.iter().find(|(x, _)| *x == day)?.1;
-                Some(json!({"Keys": [format!("env${env}"), svc],
-                            "Metrics": {"UnblendedCost": {"Amount": format!("{v:.4}"), "Unit": "USD"}}}))
-            })
-            .collect();
-        results.push(json!({
-            "TimePeriod": {"Start": day.to_string(), "End": (day + Days::new(1)).to_string()},
-            "Total": {}, "Groups": groups, "Estimated": false
-        }));
-        day = day + Days::new(1);
-    }
-    json!({"ResultsByTime": results, "DimensionValueAttributes": []})
-}
-
-async fn queue_ce_result(m: &Moto, page: Value) {
-    let status = crate::moto_post(
-        m,
-        "/moto-api/static/ce/cost-and-usage-results",
-        &json!({ "results": [page] }),
+    ce::spend(
+        &[
+            ("prod", "Amazon Elastic Compute Cloud - Compute", 180.0),
+            ("staging", "Amazon Relational Database Service", 40.0),
+        ],
+        false,
+        |start, n| {
+            let s = series(&mut rng, Class::Clean, start, n);
+            (s.days, s.values)
+        },
     )
-    .await;
-    assert_eq!(status, 201, "moto refused the CE results");
 }
 
 /// Checks the invariant; `first_seen` keeps each alerted anomaly's first-seen time.
@@ -146,7 +102,18 @@ async fn detection_through_report_and_state_write_faults_alerts_once_and_reports
     let _ = m.clients().await;
     let sp = spend();
     let as_of = d("2026-11-20");
-    queue_ce_result(m, ce_page(&sp, as_of - Days::new(90), as_of)).await;
+    // One page, every day final.
+    queue_ce_results(
+        m,
+        vec![ce_page(
+            &sp,
+            as_of - Days::new(90),
+            as_of,
+            NaiveDate::MAX,
+            None,
+        )],
+    )
+    .await;
 
     // Cost Explorer and Budgets direct to moto, one attempt (as the function's own tests).
     let mut env = m.env();

@@ -16,10 +16,9 @@ use fault_proxy::{ErrorKind, FaultProxy, ResetPoint};
 use fault_tests::{deliver_until_ok, BURST, BURST_FRACTION};
 use serde_json::{json, Value};
 use shared::config::{CommonConfig, Vars};
-use suite_tests::{create_buckets, exclusive_moto, get, venv_bin, Moto};
+use suite_tests::rds::{drop_database, pg, REPORTS, SECRET};
+use suite_tests::{exclusive_moto, get, Moto};
 
-const REPORTS: &str = "dr-reports";
-const SECRET: &str = "dr/restore-check";
 const PHASES: [&str; 7] = [
     "STARTING",
     "RESTORING",
@@ -29,17 +28,6 @@ const PHASES: [&str; 7] = [
     "DONE",
     "FAILED",
 ];
-
-async fn pg(db: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("PostgreSQL on 127.0.0.1:5432 (trust, user postgres): {e}"));
-    tokio::spawn(conn);
-    c
-}
 
 /// A throwaway database that passes every check: both Alembic heads, 50 orders written 20 s
 /// ago.
@@ -71,70 +59,9 @@ async fn create_db(tag: &str) -> String {
     name
 }
 
-async fn drop_db(name: &str) {
-    let _ = pg("postgres")
-        .await
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
-}
-
 /// The source instance, the drill's subnet and parameter groups, the secret, the bucket.
 async fn seed(m: &Moto) {
-    let clients = m.clients().await;
-    create_buckets(&clients.s3(), &[REPORTS]).await;
-    let r = aws_sdk_rds::Client::new(&clients.sdk);
-    r.create_db_instance()
-        .db_instance_identifier("app-db")
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .master_username("app")
-        .master_user_password("not-used-here")
-        .allocated_storage(20)
-        .backup_retention_period(7)
-        .send()
-        .await
-        .expect("source instance");
-    r.create_db_parameter_group()
-        .db_parameter_group_name("dr-pg15")
-        .db_parameter_group_family("postgres15")
-        .description("drill parameter group")
-        .send()
-        .await
-        .expect("parameter group");
-    let env = m.env();
-    let out = std::process::Command::new(venv_bin("aws"))
-        .args([
-            "--endpoint-url",
-            &m.url,
-            "ec2",
-            "describe-subnets",
-            "--query",
-            "Subnets[0:2].SubnetId",
-            "--output",
-            "text",
-        ])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .expect("aws ec2 describe-subnets");
-    let subnets: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    assert!(subnets.len() >= 2, "moto subnets: {subnets:?}");
-    r.create_db_subnet_group()
-        .db_subnet_group_name("dr-private")
-        .db_subnet_group_description("drill subnets")
-        .set_subnet_ids(Some(subnets))
-        .send()
-        .await
-        .expect("subnet group");
-    aws_sdk_secretsmanager::Client::new(&clients.sdk)
-        .create_secret()
-        .name(SECRET)
-        .secret_string(json!({"username": "postgres", "password": "unused"}).to_string())
-        .send()
-        .await
-        .expect("secret");
+    suite_tests::rds::seed(m, "unused", "drill parameter group").await;
 }
 
 /// dr-restore's dependencies with every AWS call going through `proxy`.
@@ -363,7 +290,7 @@ async fn a_drill_through_bursts_and_resets_restores_once_and_reports_once() {
         "dr under faults: phases {:?}, proxy {stats:?}",
         seen.borrow()
     );
-    drop_db(&db).await;
+    drop_database(&db).await;
 }
 
 /// AWS down for good during a drill's start: a classified, retryable error, no state
@@ -399,5 +326,5 @@ async fn aws_down_at_the_start_then_back_starts_the_drill_once() {
         check(&s3, &rds, drill, &seen).await.as_deref(),
         Some("RESTORING")
     );
-    drop_db(&db).await;
+    drop_database(&db).await;
 }

@@ -1,14 +1,10 @@
-//! Helpers for the moto integration tests: moto's CE results API, synthetic spend as Cost
-//! Explorer would return it, and the engine wired to moto.
+//! Helpers for the moto integration tests: the engine's configuration and its adapters wired
+//! to moto (moto's CE results API and synthetic spend pages are in `suite_tests::ce`).
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
-use chrono::{Days, NaiveDate};
 use cost_anomaly::config::Settings;
 use cost_anomaly::port::{AwsBudgets, AwsCostExplorer};
-use serde_json::{json, Value};
 use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
 use shared::store::S3Store;
@@ -17,76 +13,6 @@ use suite_tests::Moto;
 pub const REPORTS: &str = "playbook-reports";
 pub const ACCOUNT: &str = "123456789012";
 pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:finops-alerts-local";
-
-/// POSTs JSON to moto's own API (e.g. `/moto-api/static/ce/cost-and-usage-results`).
-pub async fn moto_post(m: &Moto, path: &str, body: &Value) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = body.to_string();
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", m.port))
-        .await
-        .expect("connect moto");
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        m.port,
-        body.len()
-    );
-    sock.write_all(req.as_bytes()).await.expect("send");
-    let mut resp = String::new();
-    sock.read_to_string(&mut resp).await.expect("read");
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Queues GetCostAndUsage results: each new distinct request takes the next one.
-pub async fn queue_ce_results(m: &Moto, results: Vec<Value>) {
-    let status = moto_post(
-        m,
-        "/moto-api/static/ce/cost-and-usage-results",
-        &json!({ "results": results }),
-    )
-    .await;
-    assert_eq!(status, 201, "moto refused the CE results");
-}
-
-/// Daily spend per (env, service) as one page of GetCostAndUsage (`Groups` keyed
-/// `env$<env>` and the service name), days in `[from, to)`; `estimated_from` and later days
-/// are `Estimated`.
-pub fn ce_page(
-    spend: &BTreeMap<(String, String), Vec<(NaiveDate, f64)>>,
-    from: NaiveDate,
-    to: NaiveDate,
-    estimated_from: NaiveDate,
-    next_token: Option<&str>,
-) -> Value {
-    let mut results = vec![];
-    let mut d = from;
-    while d < to {
-        let groups: Vec<Value> = spend
-            .iter()
-            .filter_map(|((env, svc), days)| {
-                let v = days.iter().find(|(x, _)| *x == d)?.1;
-                Some(json!({
-                    "Keys": [format!("env${env}"), svc],
-                    "Metrics": {"UnblendedCost": {"Amount": format!("{v:.4}"), "Unit": "USD"}}
-                }))
-            })
-            .collect();
-        results.push(json!({
-            "TimePeriod": {"Start": d.to_string(), "End": (d + Days::new(1)).to_string()},
-            "Total": {},
-            "Groups": groups,
-            "Estimated": d >= estimated_from
-        }));
-        d = d + Days::new(1);
-    }
-    let mut page = json!({"ResultsByTime": results, "DimensionValueAttributes": []});
-    if let Some(t) = next_token {
-        page["NextPageToken"] = json!(t);
-    }
-    page
-}
 
 pub fn common() -> CommonConfig {
     CommonConfig::from_vars(
