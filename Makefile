@@ -35,15 +35,19 @@ DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh tools/demo-l
 demo: up services ## Run each function through the Lambda emulator against moto and print what it did
 	@set -e; for d in $(DEMOS); do echo; echo "=== $$d"; bash $$d; done
 
+# One build for everything, tests and binaries alike, with one feature set: the end-to-end tests
+# serve these binaries through the emulator (suite_tests::start_watch_on) and build nothing.
 test: bootstrap services ## All tests: unit, integration against moto, end to end through cargo lambda watch and the AWS CLI
+	cargo build --workspace --all-targets
 	cargo test --workspace --all-targets --no-fail-fast -- --test-threads=4
 
 test-unit: ## Unit tests only (no services)
 	cargo test --workspace --lib --bins
 
-lint: ## rustfmt and clippy, warnings are errors
+lint: ## rustfmt, clippy (warnings are errors) and no unused dependency
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	tools/unused-deps.py
 
 fmt:
 	cargo fmt --all
@@ -63,14 +67,16 @@ iac-check: ## Parse infra/ with python-hcl2 and run checkov (docs/iac.md)
 
 watch: bootstrap ## Run cargo lambda watch in the foreground, functions configured by tools/local.env
 	@tools/local-aws.sh env >/dev/null
-	cargo lambda watch -A 127.0.0.1 -P $(WATCH_PORT) --env-file tools/local.env --env-var AWS_ENDPOINT_URL=http://127.0.0.1:$(MOTO_PORT)
+	cargo lambda watch --concurrency 4 -A 127.0.0.1 -P $(WATCH_PORT) --env-file .local/$(MOTO_PORT)-$(WATCH_PORT)/function.env
 
-invoke: up ## Run FN once with EVENT through the Lambda emulator; prints the JSON response on stdout
-	@out=$$(mktemp); \
+invoke: up ## Run FN once with EVENT through the Lambda emulator; prints the JSON response on stdout (on failure, the function's own log lines on stderr)
+	@out=$$(mktemp); log=.local/$(MOTO_PORT)-$(WATCH_PORT)/$(FN).log; from=$$(stat -c %s $$log 2>/dev/null || echo 0); \
 	if $(LOCAL_AWS) AWS_MAX_ATTEMPTS=1 aws lambda invoke --endpoint-url http://127.0.0.1:$(WATCH_PORT) \
 	  --cli-read-timeout 0 --function-name $(FN) --payload fileb://$(EVENT) $$out >/dev/null 2>$$out.err; then \
 	  cat $$out; echo; rm -f $$out $$out.err; \
-	else cat $$out 2>/dev/null; cat $$out.err >&2; rm -f $$out $$out.err; exit 1; fi
+	else cat $$out 2>/dev/null; cat $$out.err >&2; \
+	  echo "--- $(FN)'s log for this invocation ($$log):" >&2; tail -c +$$((from + 1)) $$log | grep -v '^\s*$$' | tail -40 >&2; \
+	  rm -f $$out $$out.err; exit 1; fi
 
 OBJECTS ?= 10000000
 EXPORT_MB ?= 1024

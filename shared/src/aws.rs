@@ -97,6 +97,7 @@ impl AwsClients {
     /// replaced by `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
     pub async fn load(settings: AwsSettings) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(settings.region.clone()))
             .retry_config(settings.retry_config())
             .timeout_config(settings.timeout_config());
@@ -114,6 +115,16 @@ impl AwsClients {
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
         aws_sdk_lambda::Client::new(&self.sdk)
     }
+}
+
+/// The one HTTP client every AWS client (and the credential providers) uses: hyper 1 with
+/// rustls on ring. The SDKs' default features are off (see the workspace Cargo.toml), so
+/// without this the loader would have no HTTP client at all; a test below checks it is set.
+pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// S3 needs two things beyond the shared config: path-style addressing when an endpoint is
@@ -167,6 +178,10 @@ mod tests {
             ("AWS_ATTEMPT_TIMEOUT_MS", "1500"),
         ]);
         let clients = AwsClients::load(s.clone()).await;
+        assert!(
+            clients.sdk.http_client().is_some(),
+            "no HTTP client configured"
+        );
         assert_eq!(clients.sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(clients.sdk.endpoint_url(), Some("http://127.0.0.1:5999"));
         let retry = clients.sdk.retry_config().expect("retry config set");

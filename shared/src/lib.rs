@@ -6,8 +6,11 @@
 //!   timeouts, checksum policy);
 //! - [`telemetry`]: JSON `tracing` logs with request/trace/span ids and field masking;
 //! - [`otel`]: OpenTelemetry spans (invocation, AWS calls) exported over OTLP/HTTP JSON;
+//! - [`lambda`]: the Lambda adapter (invocation span, failure log and metric) and `serve`;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines;
-//! - [`store`] and [`report`]: the object-store port, its S3 adapter, and the report writer;
+//! - [`store`] and [`report`]: the object-store port (with conditional writes), its S3
+//!   adapter, the one classification of S3 errors, and the report writer;
+//! - [`state`]: typed JSON state (checkpoints, run state, leases) on conditional writes;
 //! - [`error`]: the classified error every handler returns;
 //! - [`events`]: helpers for the outside event shapes (S3 keys, schedules).
 
@@ -15,9 +18,11 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod lambda;
 pub mod metrics;
 pub mod otel;
 pub mod report;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

@@ -2,6 +2,8 @@
 //! Logs turns into metrics: no API call, no extra latency, no PutMetricData bill. See
 //! docs/metrics.md for the names each function emits.
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Map, Value};
 
 use crate::config::CommonConfig;
@@ -111,12 +113,88 @@ impl Emf {
     }
 }
 
-/// The `function_errors` metric every failed invocation emits, with its `error_class`.
-pub fn emit_error(common: &CommonConfig, err: &crate::SuiteError) {
+/// The `function_errors` document every failed invocation emits, with its `error_class`
+/// ([`crate::lambda::invoke`] emits it).
+pub fn error_document(common: &CommonConfig, err: &crate::SuiteError) -> Emf {
     let mut emf = Emf::new(common);
     emf.metric("function_errors", 1.0, Unit::Count)
         .property("error_class", err.class());
-    emf.emit();
+    emf
+}
+
+/// Emits [`error_document`].
+pub fn emit_error(common: &CommonConfig, err: &crate::SuiteError) {
+    error_document(common, err).emit();
+}
+
+/// What [`assert_documented`] checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentedMetrics {
+    /// Every metric name seen, `function_errors` included.
+    pub names: BTreeSet<String>,
+    /// Metrics checked, counting a name once per document that carries it.
+    pub occurrences: usize,
+}
+
+impl DocumentedMetrics {
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+}
+
+/// A test helper holding a function's metrics to its documentation: every metric in
+/// `emitted`, and the `function_errors` metric every function emits through
+/// [`crate::lambda::invoke`], must have a row in a Markdown table of `doc_markdown` that
+/// starts with `` | `name` | ``, names its unit as a cell (`| Count |`), and names every
+/// dimension beyond `function` and `environment` in backticks (`` `bucket` ``). `doc_name`
+/// (e.g. `docs/worker-scaler.md`) is only used in the messages.
+///
+/// # Panics
+///
+/// On the first metric that is not documented so, naming it (it is an assertion).
+pub fn assert_documented(doc_markdown: &str, doc_name: &str, emitted: &[Emf]) -> DocumentedMetrics {
+    let errors = error_document(
+        &CommonConfig {
+            function_name: "function".into(),
+            environment: "environment".into(),
+            deployment: String::new(),
+            report_bucket: String::new(),
+            report_prefix: String::new(),
+            metrics_namespace: String::new(),
+            log_mask_fields: vec![],
+        },
+        &crate::SuiteError::Internal("documentation check".into()),
+    );
+    let mut out = DocumentedMetrics::default();
+    for doc in emitted.iter().chain(std::iter::once(&errors)) {
+        let extra: Vec<&str> = doc
+            .dimensions
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !matches!(*k, "function" | "environment"))
+            .collect();
+        for (name, unit, _) in &doc.metrics {
+            let start = format!("| `{name}` |");
+            let row = doc_markdown
+                .lines()
+                .find(|l| l.starts_with(&start))
+                .unwrap_or_else(|| panic!("metric {name} is not documented in {doc_name}"));
+            let unit = unit.as_str();
+            assert!(
+                row.contains(&format!("| {unit} |")),
+                "unit of {name} should be {unit} in {doc_name}: {row}"
+            );
+            for d in &extra {
+                assert!(
+                    row.contains(&format!("`{d}`")),
+                    "{name} has dimension {d}, which {doc_name} does not name: {row}"
+                );
+            }
+            out.names.insert(name.clone());
+            out.occurrences += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -161,5 +239,76 @@ mod tests {
         assert_eq!(v["prefix"], "exports/");
         assert_eq!(v["run_id"], "abc");
         assert!(v.get("bogus").is_none());
+    }
+
+    const DOC: &str = "\
+| metric | unit | dimensions | meaning |
+| --- | --- | --- | --- |
+| `runs` | Count | — and per `bucket` | runs |
+| `run_seconds` | Seconds | — | time |
+| `function_errors` | Count | — | failures |
+";
+
+    #[test]
+    fn documented_metrics_pass_and_are_counted() {
+        let c = common();
+        let mut a = Emf::new(&c).dimension("bucket", "b");
+        a.metric("runs", 1.0, Unit::Count);
+        let mut b = Emf::new(&c);
+        b.metric("runs", 2.0, Unit::Count)
+            .metric("run_seconds", 1.5, Unit::Seconds);
+        let seen = assert_documented(DOC, "DOC", &[a, b]);
+        assert_eq!(
+            seen.occurrences, 4,
+            "runs twice, run_seconds, function_errors"
+        );
+        assert_eq!(
+            seen.names.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["function_errors", "run_seconds", "runs"]
+        );
+        assert!(seen.contains("function_errors"));
+        // function_errors is checked even when nothing else is emitted.
+        assert_eq!(assert_documented(DOC, "DOC", &[]).occurrences, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "metric runs_total is not documented in DOC")]
+    fn an_undocumented_metric_fails() {
+        let mut e = Emf::new(&common());
+        e.metric("runs_total", 1.0, Unit::Count);
+        assert_documented(DOC, "DOC", &[e]);
+    }
+
+    #[test]
+    #[should_panic(expected = "unit of run_seconds should be Milliseconds in DOC")]
+    fn a_wrong_unit_fails() {
+        let mut e = Emf::new(&common());
+        e.metric("run_seconds", 1.0, Unit::Milliseconds);
+        assert_documented(DOC, "DOC", &[e]);
+    }
+
+    #[test]
+    #[should_panic(expected = "run_seconds has dimension prefix, which DOC does not name")]
+    fn an_undocumented_dimension_fails() {
+        let mut e = Emf::new(&common()).dimension("prefix", "p/");
+        e.metric("run_seconds", 1.0, Unit::Seconds);
+        assert_documented(DOC, "DOC", &[e]);
+    }
+
+    #[test]
+    #[should_panic(expected = "metric function_errors is not documented in DOC")]
+    fn an_undocumented_function_errors_fails() {
+        assert_documented("| `runs` | Count | — | runs |", "DOC", &[]);
+    }
+
+    #[test]
+    fn error_document_carries_the_class() {
+        let v = error_document(&common(), &crate::SuiteError::invalid("a", "b", "c")).to_json(0);
+        assert_eq!(v["function_errors"], 1.0);
+        assert_eq!(v["error_class"], "InvalidInput");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            json!([{"Name": "function_errors", "Unit": "Count"}])
+        );
     }
 }

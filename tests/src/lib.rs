@@ -71,7 +71,21 @@ pub fn wait_for_port(port: u16, timeout: Duration, what: &str, log: &Path) {
 
 /// Starts `program args…` in its own process group under a watchdog shell that kills the
 /// group when this test process (or the program) exits. Output goes to `log`.
+/// The shell is dash on Debian: its `kill` takes `-PGID` but not `--` (`kill -TERM -- -PGID`
+/// failed with "Illegal number", so every server outlived its test run).
 pub fn spawn_supervised(
+    program: &Path,
+    args: &[&str],
+    envs: &[(String, String)],
+    cwd: &Path,
+    log: &Path,
+) {
+    spawn_supervised_by(std::process::id(), program, args, envs, cwd, log);
+}
+
+/// [`spawn_supervised`], watched on behalf of the process `parent`.
+fn spawn_supervised_by(
+    parent: u32,
     program: &Path,
     args: &[&str],
     envs: &[(String, String)],
@@ -85,10 +99,9 @@ pub fn spawn_supervised(
     let script = format!(
         "setsid {cmd} >'{log}' 2>&1 & child=$!\n\
          while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done\n\
-         kill -TERM -- -$child 2>/dev/null; sleep 1; kill -KILL -- -$child 2>/dev/null; exit 0",
+         kill -TERM -$child 2>/dev/null; sleep 1; kill -KILL -$child 2>/dev/null; exit 0",
         cmd = quoted.join(" "),
         log = log.display(),
-        parent = std::process::id(),
     );
     let child = Command::new("sh")
         .arg("-c")
@@ -252,54 +265,138 @@ pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> V
     }
 }
 
-/// A `cargo lambda watch` serving the workspace's functions on a free port, with the given
-/// environment for the functions.
+/// The directory cargo builds into (`CARGO_TARGET_DIR`, or the workspace's `target/`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => workspace_root().join(d),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Builds every workspace binary once per test process with the tests' own feature set
+/// (`cargo build --workspace --all-targets`, what `make test` builds before it runs the tests),
+/// so this is a no-op under `make test`. A narrower build (`--bins`, `-p one-function`)
+/// resolves other features for the shared dependencies and recompiled the AWS SDKs: that
+/// nested build was the largest part of the old CI run.
+pub fn build_binaries() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new("cargo")
+            .args(["build", "--quiet", "--workspace", "--all-targets"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo build");
+        assert!(
+            status.success(),
+            "cargo build --workspace --all-targets failed"
+        );
+    });
+}
+
+/// A workspace binary (a function, `loadtest-target`, `fault-proxy`), built by
+/// [`build_binaries`].
+pub fn binary(name: &str) -> PathBuf {
+    build_binaries();
+    let path = target_dir().join("debug").join(name);
+    assert!(path.exists(), "no binary {}", path.display());
+    path
+}
+
+/// `cargo lambda watch` serving the real Invoke API on a free port, and the named functions'
+/// binaries as its runtimes.
 pub struct Watch {
     pub port: u16,
     pub url: String,
 }
 
-pub fn start_watch(function_env: &[(String, String)]) -> Watch {
+/// Starts `cargo lambda watch --only-lambda-apis` (the real Invoke and Runtime APIs) and, for
+/// each `(function, instances)`, that many processes of the function's prebuilt binary polling
+/// the emulator's Runtime API (`/.rt/<function>`), with `function_env` and the variables the
+/// Lambda service sets. cargo-lambda would otherwise `cargo run --bin <function>` each one,
+/// a build with that one package's features. Every process is supervised: it stops when the
+/// test process exits.
+pub fn start_watch_for(functions: &[(&str, usize)], function_env: &[(String, String)]) -> Watch {
+    start_watch_on(free_port(), functions, function_env)
+}
+
+/// [`start_watch_for`] on a given port (for functions that must know the emulator's address
+/// before they start, e.g. the coordinator invoking its shards).
+pub fn start_watch_on(
+    port: u16,
+    functions: &[(&str, usize)],
+    function_env: &[(String, String)],
+) -> Watch {
     bootstrap();
     let root = workspace_root();
-    // Build first so the emulator's `cargo run` finds fresh binaries.
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "--bins"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "cargo build --bins failed");
-    let port = free_port();
-    let env_file = log_dir().join(format!("watch-{port}.env"));
-    let body: String = function_env
+    let binaries: Vec<(String, PathBuf, usize)> = functions
         .iter()
-        .map(|(k, v)| format!("{k}={v}\n"))
+        .map(|(f, n)| (f.to_string(), binary(f), *n))
         .collect();
-    std::fs::write(&env_file, body).expect("write env file");
     let log = log_dir().join(format!("watch-{port}.log"));
     spawn_supervised(
         &venv_bin("cargo-lambda"),
         &[
             "lambda",
             "watch",
-            "--quiet",
+            "--only-lambda-apis",
+            "--ignore-changes",
             "-A",
             "127.0.0.1",
             "-P",
             &port.to_string(),
-            "--env-file",
-            &env_file.display().to_string(),
         ],
         &[],
         &root,
         &log,
     );
-    wait_for_port(port, Duration::from_secs(300), "cargo lambda watch", &log);
+    wait_for_port(port, Duration::from_secs(120), "cargo lambda watch", &log);
+    for (function, bin, instances) in binaries {
+        for i in 0..instances {
+            let mut env = function_env.to_vec();
+            env.extend(
+                [
+                    (
+                        "AWS_LAMBDA_RUNTIME_API",
+                        format!("http://127.0.0.1:{port}/.rt/{function}"),
+                    ),
+                    ("AWS_LAMBDA_FUNCTION_NAME", function.clone()),
+                    ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
+                    ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096".into()),
+                ]
+                .map(|(k, v)| (k.to_string(), v)),
+            );
+            let flog = log_dir().join(format!("watch-{port}-{function}-{i}.log"));
+            spawn_supervised(&bin, &[], &env, &root, &flog);
+        }
+    }
     Watch {
         port,
         url: format!("http://127.0.0.1:{port}"),
     }
 }
+
+/// The emulator with every function of the suite, one instance each.
+pub fn start_watch(function_env: &[(String, String)]) -> Watch {
+    start_watch_for(
+        &FUNCTIONS.iter().map(|f| (*f, 1)).collect::<Vec<_>>(),
+        function_env,
+    )
+}
+
+/// The suite's Lambda functions (the packages under functions/).
+pub const FUNCTIONS: [&str; 10] = [
+    "manifest-diff",
+    "lifecycle-enforcer",
+    "export-compressor",
+    "loadtest-shard",
+    "loadtest-coordinator",
+    "dr-restore",
+    "cost-anomaly",
+    "chaos-runner",
+    "worker-scaler",
+    "uptime-probe",
+];
 
 /// `aws lambda invoke` (the real AWS CLI) against the emulator; returns the CLI's exit
 /// status, its stdout/stderr and the function's response document.
@@ -336,4 +433,65 @@ pub fn aws_cli_invoke(
     let body = std::fs::read(out_file.path()).unwrap_or_default();
     let doc = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     (out.status.success(), text, doc)
+}
+
+#[cfg(test)]
+mod supervision_tests {
+    use super::*;
+
+    /// Running (a zombie waiting for its reaper counts as gone).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+            .is_some_and(|rest| !rest.starts_with('Z'))
+    }
+
+    /// What `make test` relies on to leave nothing running: when the supervising process
+    /// exits, the supervised program and everything in its process group are stopped.
+    #[test]
+    fn a_supervised_group_stops_when_its_parent_exits() {
+        let mut parent = Command::new("sleep").arg("1").spawn().expect("sleep");
+        let dir = tempfile::tempdir().expect("tmp");
+        let pidfile = dir.path().join("pids");
+        // A program with a child of its own (as cargo-lambda has function processes).
+        let script = format!(
+            "sleep 300 & echo $! > '{p}.child'; echo $$ > '{p}'; wait",
+            p = pidfile.display()
+        );
+        spawn_supervised_by(
+            parent.id(),
+            Path::new("/bin/sh"),
+            &["-c", &script],
+            &[],
+            dir.path(),
+            &dir.path().join("log"),
+        );
+        let start = Instant::now();
+        let read = |p: &Path| std::fs::read_to_string(p).ok()?.trim().parse::<u32>().ok();
+        let (program, grandchild) = loop {
+            if let (Some(a), Some(b)) = (read(&pidfile), read(&pidfile.with_extension("child"))) {
+                break (a, b);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "program did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(alive(program) && alive(grandchild));
+        let _ = parent.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (alive(program) || alive(grandchild)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            !alive(program),
+            "the supervised program outlived its parent"
+        );
+        assert!(
+            !alive(grandchild),
+            "the program's own child outlived the parent"
+        );
+    }
 }

@@ -10,7 +10,6 @@ use shared::config::{CommonConfig, Vars};
 use shared::metrics::{Emf, Unit};
 use shared::store::{ObjectStore, S3Store};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::analysis::{parse_month, prev_month};
 use crate::config::Settings;
@@ -251,19 +250,11 @@ pub fn budget_metrics(common: &CommonConfig, out: &[BudgetOutcome], dry_run: boo
 /// The handler `main` registers.
 pub async fn handle<S: ObjectStore, C: CostSource, B: BudgetsApi>(
     deps: &Deps<S, C, B>,
-    mut event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span =
-        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
-    async move {
-        let result = handle_inner(deps, event.payload).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
+    shared::lambda::invoke(&deps.common, event, |event| {
+        handle_inner(deps, event.payload)
+    })
     .await
 }
 
@@ -436,41 +427,7 @@ mod tests {
             }],
             true,
         ));
-        let mut e = Emf::new(&c);
-        e.metric("function_errors", 1.0, Unit::Count);
-        docs.push(e);
-        let mut seen = std::collections::BTreeSet::new();
-        for dd in docs {
-            let v = dd.to_json(0);
-            let cw = &v["_aws"]["CloudWatchMetrics"][0];
-            let dims: Vec<String> = cw["Dimensions"][0]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect();
-            for m in cw["Metrics"].as_array().unwrap() {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| {
-                        panic!("metric {name} is not documented in docs/cost-anomaly.md")
-                    });
-                assert!(
-                    row.contains(&format!("| {unit} |")),
-                    "unit of {name} should be {unit}: {row}"
-                );
-                for extra in dims.iter().skip(2) {
-                    assert!(
-                        row.contains(&format!("`{extra}`")),
-                        "{name} has dimension {extra}: {row}"
-                    );
-                }
-                seen.insert(name.to_string());
-            }
-        }
+        let seen = shared::metrics::assert_documented(&doc, "docs/cost-anomaly.md", &docs);
         for must in [
             "finops_daily_spend_dollars",
             "finops_projected_month_end_dollars",

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::db::{Postgres, RestoredDb};
@@ -72,21 +71,13 @@ impl<R: Rds, S: StateStore, D: RestoredDb, K: SecretSource, P: Params> Deps<R, S
 /// The handler `main` registers.
 pub async fn handle<R: Rds, S: StateStore, D: RestoredDb, K: SecretSource, P: Params>(
     deps: &Deps<R, S, D, K, P>,
-    mut event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span =
-        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
-    async move {
+    shared::lambda::invoke(&deps.common, event, |event| async move {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let left = shared::telemetry::time_left(event.context.deadline, now_ms);
-        let result = run_job(deps, &event.payload, Instant::now() + left).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
+        run_job(deps, &event.payload, Instant::now() + left).await
+    })
     .await
 }
 
@@ -208,9 +199,6 @@ mod tests {
             failures: vec![],
         };
         docs.extend(failover_metric_documents(&c, &f));
-        let mut e = Emf::new(&c);
-        e.metric("function_errors", 1.0, shared::metrics::Unit::Count);
-        docs.push(e);
         docs
     }
 
@@ -222,38 +210,7 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dr-restore.md"),
         )
         .expect("docs/dr-restore.md");
-        let mut seen = std::collections::BTreeSet::new();
-        for d in documents() {
-            let v = d.to_json(0);
-            let cw = &v["_aws"]["CloudWatchMetrics"][0];
-            let dims: Vec<String> = cw["Dimensions"][0]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect();
-            for m in cw["Metrics"].as_array().unwrap() {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| {
-                        panic!("metric {name} is not documented in docs/dr-restore.md")
-                    });
-                assert!(
-                    row.contains(&format!("| {unit} |")),
-                    "unit of {name} should be {unit}: {row}"
-                );
-                for extra in dims.iter().skip(2) {
-                    assert!(
-                        row.contains(&format!("`{extra}`")),
-                        "{name} has dimension {extra}: {row}"
-                    );
-                }
-                seen.insert(name.to_string());
-            }
-        }
+        let seen = shared::metrics::assert_documented(&doc, "docs/dr-restore.md", &documents());
         for must in [
             "dr_restore_duration_seconds",
             "dr_rpo_seconds",

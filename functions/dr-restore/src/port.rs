@@ -9,6 +9,8 @@ use aws_sdk_rds::types::Tag;
 use aws_smithy_types::DateTime as SmithyTime;
 use chrono::{DateTime, Utc};
 use shared::error::aws_error;
+use shared::state::JsonState;
+use shared::store::{ConditionalStore, ListRequest, ObjectStore, S3Store};
 use shared::{SuiteError, SuiteResult};
 
 use crate::db::{Credentials, Secret};
@@ -72,7 +74,7 @@ pub trait Rds: Send + Sync {
         instance_id: &str,
     ) -> impl Future<Output = SuiteResult<Option<InstanceView>>> + Send;
     /// Deletes the instance (and, once it is gone, its cluster) without a final snapshot.
-    fn delete(
+    fn delete_instance(
         &self,
         instance_id: &str,
         cluster_id: Option<&str>,
@@ -342,7 +344,11 @@ impl Rds for AwsRds {
         }))
     }
 
-    async fn delete(&self, instance_id: &str, cluster_id: Option<&str>) -> SuiteResult<DeleteAck> {
+    async fn delete_instance(
+        &self,
+        instance_id: &str,
+        cluster_id: Option<&str>,
+    ) -> SuiteResult<DeleteAck> {
         let out = self
             .client
             .delete_db_instance()
@@ -407,49 +413,123 @@ impl Rds for AwsRds {
 // ---- S3: drill state (conditional writes) and reports --------------------------------
 
 /// A conditional write lost: another invocation changed (or created) the object first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict;
+pub use shared::store::Conflict;
 
+/// The drill's bucket (state, reports) on the shared S3 port: typed JSON state through
+/// [`StateStore::json`] (conditional writes with the read-back rule: a write whose answer was
+/// lost after S3 acted is this invocation's own, not another's), and the byte-level calls.
 pub trait StateStore: Send + Sync {
+    type Objects: ConditionalStore;
+    fn objects(&self) -> &Self::Objects;
+    fn bucket(&self) -> &str;
+
+    /// Typed state in the bucket (each write stamped with a write token).
+    fn json(&self) -> JsonState<'_, Self::Objects> {
+        JsonState::new(self.objects(), self.bucket())
+    }
+
     /// The object and its ETag; `Ok(None)` when it does not exist.
     fn load(
         &self,
         key: &str,
-    ) -> impl Future<Output = SuiteResult<Option<(Vec<u8>, String)>>> + Send;
-    /// Creates the object only if it does not exist (`If-None-Match: *`); returns the ETag.
+    ) -> impl Future<Output = SuiteResult<Option<(Vec<u8>, String)>>> + Send {
+        async move {
+            Ok(self
+                .objects()
+                .get_with_etag(self.bucket(), key)
+                .await?
+                .map(|t| (t.body.to_vec(), t.etag)))
+        }
+    }
+
+    /// Creates the object only if it does not exist (`If-None-Match: *`, with the read-back:
+    /// the body must be unique to the writer); returns the ETag.
     fn create(
         &self,
         key: &str,
         body: Vec<u8>,
         content_type: &str,
-    ) -> impl Future<Output = SuiteResult<Result<String, Conflict>>> + Send;
-    /// Replaces the object only if its ETag is still `etag` (`If-Match`); returns the new ETag.
+    ) -> impl Future<Output = SuiteResult<Result<String, Conflict>>> + Send {
+        async move {
+            Ok(self
+                .objects()
+                .create_if_absent(self.bucket(), key, body.into(), content_type)
+                .await?
+                .map(|w| w.etag)
+                .map_err(|_| Conflict))
+        }
+    }
+
+    /// Replaces the object only if its ETag is still `etag` (`If-Match`, with the read-back);
+    /// returns the new ETag.
     fn replace(
         &self,
         key: &str,
         body: Vec<u8>,
         content_type: &str,
         etag: &str,
-    ) -> impl Future<Output = SuiteResult<Result<String, Conflict>>> + Send;
+    ) -> impl Future<Output = SuiteResult<Result<String, Conflict>>> + Send {
+        async move {
+            Ok(self
+                .objects()
+                .replace_if_match(self.bucket(), key, body.into(), content_type, etag)
+                .await?
+                .map(|w| w.etag))
+        }
+    }
+
     /// Unconditional write (the Markdown rendering of a report).
     fn put(
         &self,
         key: &str,
         body: Vec<u8>,
         content_type: &str,
-    ) -> impl Future<Output = SuiteResult<()>> + Send;
-    fn list(&self, prefix: &str) -> impl Future<Output = SuiteResult<Vec<String>>> + Send;
+    ) -> impl Future<Output = SuiteResult<()>> + Send {
+        async move {
+            self.objects()
+                .put_bytes(self.bucket(), key, body.into(), content_type)
+                .await
+        }
+    }
+
+    /// Keys under `prefix` (all pages).
+    fn list(&self, prefix: &str) -> impl Future<Output = SuiteResult<Vec<String>>> + Send {
+        async move {
+            let mut keys = vec![];
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .objects()
+                    .list_page(
+                        self.bucket(),
+                        ListRequest {
+                            prefix,
+                            continuation_token: token.as_deref(),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                keys.extend(page.objects.into_iter().map(|o| o.key));
+                match page.next_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            Ok(keys)
+        }
+    }
 }
 
+/// The drill's bucket on [`S3Store`].
 pub struct S3State {
-    client: aws_sdk_s3::Client,
+    objects: S3Store,
     bucket: String,
 }
 
 impl S3State {
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         S3State {
-            client,
+            objects: S3Store::new(client).with_bucket_hint("check REPORT_BUCKET / DR_STATE_BUCKET"),
             bucket: bucket.into(),
         }
     }
@@ -458,147 +538,13 @@ impl S3State {
     }
 }
 
-fn is_conflict<E: aws_sdk_s3::error::ProvideErrorMetadata>(
-    e: &aws_sdk_s3::error::SdkError<E>,
-) -> bool {
-    use aws_sdk_s3::error::ProvideErrorMetadata as _;
-    matches!(
-        e.code(),
-        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-    ) || e
-        .raw_response()
-        .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412))
-}
-
-fn bucket_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
-    bucket: &str,
-    op: &'static str,
-    e: aws_sdk_s3::error::SdkError<E>,
-) -> SuiteError {
-    use aws_sdk_s3::error::ProvideErrorMetadata as _;
-    if e.code() == Some("NoSuchBucket") {
-        return SuiteError::Bucket {
-            bucket: bucket.to_string(),
-            problem: "does not exist (REPORT_BUCKET / DR_STATE_BUCKET)".into(),
-        };
-    }
-    aws_error("s3", op, e)
-}
-
 impl StateStore for S3State {
-    async fn load(&self, key: &str) -> SuiteResult<Option<(Vec<u8>, String)>> {
-        use aws_sdk_s3::error::ProvideErrorMetadata as _;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-            Err(e) => return Err(bucket_error(&self.bucket, "GetObject", e)),
-        };
-        let etag = out.e_tag().unwrap_or_default().to_string();
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| SuiteError::bad_object(&self.bucket, key, e.to_string()))?
-            .into_bytes()
-            .to_vec();
-        Ok(Some((body, etag)))
+    type Objects = S3Store;
+    fn objects(&self) -> &S3Store {
+        &self.objects
     }
-
-    async fn create(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> SuiteResult<Result<String, Conflict>> {
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .if_none_match("*")
-            .body(body.into())
-            .send()
-            .await;
-        match out {
-            Ok(o) => Ok(Ok(o.e_tag().unwrap_or_default().to_string())),
-            Err(e) if is_conflict(&e) => Ok(Err(Conflict)),
-            Err(e) => Err(bucket_error(&self.bucket, "PutObject", e)),
-        }
-    }
-
-    async fn replace(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-        etag: &str,
-    ) -> SuiteResult<Result<String, Conflict>> {
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .if_match(etag)
-            .body(body.into())
-            .send()
-            .await;
-        match out {
-            Ok(o) => Ok(Ok(o.e_tag().unwrap_or_default().to_string())),
-            Err(e) if is_conflict(&e) => Ok(Err(Conflict)),
-            // If-Match on a key deleted meanwhile: also lost.
-            Err(e) if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchKey") => {
-                Ok(Err(Conflict))
-            }
-            Err(e) => Err(bucket_error(&self.bucket, "PutObject", e)),
-        }
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> SuiteResult<()> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(body.into())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| bucket_error(&self.bucket, "PutObject", e))
-    }
-
-    async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
-        let mut keys = vec![];
-        let mut token: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| bucket_error(&self.bucket, "ListObjectsV2", e))?;
-            keys.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
-            match out.next_continuation_token() {
-                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        Ok(keys)
+    fn bucket(&self) -> &str {
+        &self.bucket
     }
 }
 

@@ -3,6 +3,10 @@
 //! when two invocations race, exactly one write wins and the loser stops with CONFLICT, so no
 //! step is advanced twice. Side effects before a write are idempotent (restore of an existing
 //! drill instance, delete of a deleted one), and verification is claimed with a lease first.
+//! The writes go through `shared::state::JsonState`: each carries a write token, and a write
+//! whose answer was lost after S3 acted is recognised as this invocation's own by reading it
+//! back (otherwise the SDK's retry, refused by its own object, would answer ALREADY_STARTED or
+//! CONFLICT for a drill this invocation did start or advance).
 
 use std::time::Instant;
 
@@ -10,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::config::CommonConfig;
 use shared::metrics::{Emf, Unit};
+use shared::store::AlreadyExists;
 use shared::{SuiteError, SuiteResult};
 
 use crate::check::{judge, Verification};
@@ -25,8 +30,6 @@ use crate::port::{
 };
 use crate::report::{render_markdown, summarize, FailoverRecord, FailoverStep, MonthlyReport};
 use crate::smoke::run_smoke;
-
-const JSON: &str = "application/json";
 
 /// What one invocation did to one drill.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,10 +60,6 @@ pub struct Engine<'a, R, S, D, K, P> {
 /// Stop stepping when less than this is left (the poll or the next event resumes).
 pub const MARGIN: std::time::Duration = std::time::Duration::from_secs(20);
 
-fn internal(e: serde_json::Error) -> SuiteError {
-    SuiteError::Internal(format!("drill state JSON: {e}"))
-}
-
 impl<R, S, D, K, P> Engine<'_, R, S, D, K, P>
 where
     R: Rds,
@@ -71,33 +70,21 @@ where
 {
     async fn load(&self, drill_id: &str) -> SuiteResult<Option<(DrillState, String)>> {
         let key = self.settings.state_key(drill_id);
-        match self.store.load(&key).await? {
-            None => Ok(None),
-            Some((body, etag)) => {
-                let s: DrillState = serde_json::from_slice(&body).map_err(|e| {
-                    SuiteError::bad_object(
-                        self.state_bucket(),
-                        &key,
-                        format!("not a drill state: {e}"),
-                    )
-                })?;
-                Ok(Some((s, etag)))
-            }
-        }
-    }
-
-    fn state_bucket(&self) -> &str {
-        self.settings
-            .state_bucket
-            .as_deref()
-            .unwrap_or(&self.common.report_bucket)
+        Ok(self
+            .store
+            .json()
+            .load::<DrillState>(&key)
+            .await?
+            .map(|v| (v.value, v.etag)))
     }
 
     async fn save(&self, s: &DrillState, etag: &str) -> SuiteResult<Result<String, Conflict>> {
-        let body = serde_json::to_vec_pretty(s).map_err(internal)?;
-        self.store
-            .replace(&self.settings.state_key(&s.drill_id), body, JSON, etag)
-            .await
+        Ok(self
+            .store
+            .json()
+            .replace(&self.settings.state_key(&s.drill_id), s, etag)
+            .await?
+            .map(|w| w.etag))
     }
 
     pub fn report_key(&self, month: &str, ext: &str) -> String {
@@ -148,10 +135,10 @@ where
             triggered_by: req.triggered_by.clone(),
         };
         let state = new_drill(&spec, now);
-        let body = serde_json::to_vec_pretty(&state).map_err(internal)?;
         match self
             .store
-            .create(&self.settings.state_key(&drill_id), body, JSON)
+            .json()
+            .create(&self.settings.state_key(&drill_id), &state)
             .await?
         {
             Ok(_) => {
@@ -163,7 +150,7 @@ where
                 }
                 Ok(o)
             }
-            Err(Conflict) => {
+            Err(AlreadyExists) => {
                 let existing = self.load(&drill_id).await?;
                 Ok(DrillOutcome {
                     drill_id,
@@ -338,7 +325,7 @@ where
                 Action::Delete => {
                     let ack = self
                         .rds
-                        .delete(&s.instance_id, s.cluster_id.as_deref())
+                        .delete_instance(&s.instance_id, s.cluster_id.as_deref())
                         .await?;
                     let outcome = match ack {
                         DeleteAck::Gone => Outcome::Described {
@@ -507,18 +494,10 @@ where
     {
         let json_key = self.report_key(month, "json");
         let md_key = self.report_key(month, "md");
+        let state = self.store.json();
         for _ in 0..8 {
-            let (mut report, etag) = match self.store.load(&json_key).await? {
-                Some((body, etag)) => (
-                    serde_json::from_slice::<MonthlyReport>(&body).map_err(|e| {
-                        SuiteError::bad_object(
-                            &self.common.report_bucket,
-                            &json_key,
-                            format!("not a DR report: {e}"),
-                        )
-                    })?,
-                    Some(etag),
-                ),
+            let (mut report, etag) = match state.load::<MonthlyReport>(&json_key).await? {
+                Some(v) => (v.value, Some(v.etag)),
                 None => (
                     MonthlyReport {
                         month: month.into(),
@@ -528,12 +507,11 @@ where
                 ),
             };
             f(&mut report);
-            let body = serde_json::to_vec_pretty(&report).map_err(internal)?;
             let written = match &etag {
-                Some(e) => self.store.replace(&json_key, body, JSON, e).await?,
-                None => self.store.create(&json_key, body, JSON).await?,
+                Some(e) => state.replace(&json_key, &report, e).await?.is_ok(),
+                None => state.create(&json_key, &report).await?.is_ok(),
             };
-            if written.is_ok() {
+            if written {
                 // The Markdown is a rendering of the JSON just written; a crash between the two
                 // is repaired by the next report of the month (or a repeated finish).
                 self.store
@@ -658,17 +636,15 @@ where
             failures: vec![],
         };
         // The record is the rehearsal's claim: a repeated delivery answers from it.
-        let body = serde_json::to_vec_pretty(&record).map_err(internal)?;
-        let etag = match self.store.create(&key, body, JSON).await? {
-            Ok(e) => e,
-            Err(Conflict) => {
-                let existing = self
-                    .store
-                    .load(&key)
-                    .await?
-                    .map(|(b, _)| b)
-                    .unwrap_or_default();
-                let v: serde_json::Value = serde_json::from_slice(&existing).unwrap_or_default();
+        let state = self.store.json();
+        let etag = match state.create(&key, &record).await? {
+            Ok(w) => w.etag,
+            Err(AlreadyExists) => {
+                let v = match state.load::<serde_json::Value>(&key).await {
+                    Ok(v) => v.map(|v| v.value).unwrap_or_default(),
+                    Err(SuiteError::BadObject { .. }) => serde_json::Value::Null,
+                    Err(e) => return Err(e),
+                };
                 return Ok(
                     serde_json::json!({"status": "ALREADY_RUN", "rehearsal_id": id, "record": v}),
                 );
@@ -788,8 +764,7 @@ where
         }
         record.finished_at = Some(Utc::now());
         record.success = record.failures.is_empty();
-        let body = serde_json::to_vec_pretty(&record).map_err(internal)?;
-        let _ = self.store.replace(&key, body, JSON, &etag).await?;
+        let _ = state.replace(&key, &record, &etag).await?;
         let month = now.format("%Y-%m").to_string();
         let rec = record.clone();
         let report = self

@@ -11,7 +11,6 @@ use shared::config::{CommonConfig, Vars};
 use shared::events::{is_s3_event, parse_s3_event};
 use shared::metrics::{Emf, Unit};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::plan::parse_month;
@@ -166,20 +165,9 @@ pub fn metric_documents(common: &CommonConfig, o: &Outcome) -> Vec<Emf> {
 /// The handler `main` registers.
 pub async fn handle<S: ExportStore>(
     deps: &Deps<S>,
-    mut event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span =
-        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
-    async move {
-        let result = handle_inner(deps, event).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
-    .await
+    shared::lambda::invoke(&deps.common, event, |event| handle_inner(deps, event)).await
 }
 
 async fn handle_inner<S: ExportStore>(
@@ -308,41 +296,7 @@ mod tests {
         ] {
             docs.extend(metric_documents(&c, &outcome(s)));
         }
-        let mut e = Emf::new(&c);
-        e.metric("function_errors", 1.0, Unit::Count);
-        docs.push(e);
-        let mut seen = std::collections::BTreeSet::new();
-        for d in docs {
-            let v = d.to_json(0);
-            let cw = &v["_aws"]["CloudWatchMetrics"][0];
-            let dims: Vec<String> = cw["Dimensions"][0]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect();
-            for m in cw["Metrics"].as_array().unwrap() {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| {
-                        panic!("metric {name} is not documented in docs/export-compressor.md")
-                    });
-                assert!(
-                    row.contains(&format!("| {unit} |")),
-                    "unit of {name} should be {unit}: {row}"
-                );
-                for extra in dims.iter().skip(2) {
-                    assert!(
-                        row.contains(&format!("`{extra}`")),
-                        "{name} has dimension {extra}: {row}"
-                    );
-                }
-                seen.insert(name.to_string());
-            }
-        }
+        let seen = shared::metrics::assert_documented(&doc, "docs/export-compressor.md", &docs);
         for must in [
             "s3_cost_estimate_dollars",
             "export_bytes_saved",
@@ -350,7 +304,7 @@ mod tests {
         ] {
             assert!(seen.contains(must), "{must} emitted");
         }
-        assert!(seen.len() >= 10, "{seen:?}");
+        assert!(seen.names.len() >= 10, "{seen:?}");
     }
 
     #[test]

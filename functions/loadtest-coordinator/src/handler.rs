@@ -7,7 +7,6 @@ use serde_json::Value;
 use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::port::{Invoker, LambdaInvoker, Notifier, S3Store, SnsNotifier, Store};
@@ -151,20 +150,9 @@ pub fn parse_event(event: &Value) -> Result<Job, SuiteError> {
 
 pub async fn handle<S: Store, I: Invoker, N: Notifier>(
     deps: &Deps<S, I, N>,
-    mut event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span =
-        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
-    async move {
-        let result = handle_inner(deps, event).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
-    .await
+    shared::lambda::invoke(&deps.common, event, |event| handle_inner(deps, event)).await
 }
 
 async fn handle_inner<S: Store, I: Invoker, N: Notifier>(

@@ -8,12 +8,12 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_lambda::types::InvocationType;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::error::SdkError;
 use aws_smithy_types::Blob;
 use bytes::Bytes;
 use loadtest_core::{ShardRequest, ShardResult};
 use shared::error::aws_error;
+use shared::store::{ConditionalStore, ListRequest, ObjectStore};
 use shared::{SuiteError, SuiteResult};
 
 pub trait Store: Send + Sync {
@@ -75,125 +75,63 @@ pub trait Notifier: Send + Sync {
 
 // ---- S3 ---------------------------------------------------------------------------------
 
+/// One bucket of the shared S3 port (`shared::store`), whose conditional create reads the
+/// object back when it is refused.
 #[derive(Clone, Debug)]
 pub struct S3Store {
-    client: aws_sdk_s3::Client,
+    objects: shared::store::S3Store,
     bucket: String,
 }
 
 impl S3Store {
     pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
         S3Store {
-            client,
+            objects: shared::store::S3Store::new(client).with_bucket_hint(
+                "set LOADTEST_COORD_BUCKET or REPORT_BUCKET to an existing bucket",
+            ),
             bucket: bucket.to_string(),
         }
-    }
-}
-
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    match e {
-        SdkError::ServiceError(s) => s.err().code(),
-        _ => None,
-    }
-}
-
-fn s3_err<E, R>(bucket: &str, op: &'static str, e: SdkError<E, R>) -> SuiteError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    if code(&e) == Some("NoSuchBucket") {
-        SuiteError::Bucket {
-            bucket: bucket.to_string(),
-            problem: "does not exist (NoSuchBucket); set LOADTEST_COORD_BUCKET or REPORT_BUCKET to an existing bucket".into(),
-        }
-    } else {
-        aws_error("s3", op, e)
     }
 }
 
 impl Store for S3Store {
     async fn get(&self, key: &str) -> SuiteResult<Option<Bytes>> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => {
-                let data = o.body.collect().await.map_err(|e| {
-                    SuiteError::bad_object(&self.bucket, key, format!("body read failed: {e}"))
-                })?;
-                Ok(Some(data.into_bytes()))
-            }
-            Err(e) if matches!(code(&e), Some("NoSuchKey") | Some("NotFound")) => Ok(None),
-            Err(e) => Err(s3_err(&self.bucket, "GetObject", e)),
-        }
+        self.objects.get_bytes(&self.bucket, key).await
     }
 
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> SuiteResult<()> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
+        self.objects
+            .put_bytes(&self.bucket, key, body, content_type)
             .await
-            .map_err(|e| s3_err(&self.bucket, "PutObject", e))?;
-        Ok(())
     }
 
     async fn create(&self, key: &str, body: Bytes, content_type: &str) -> SuiteResult<bool> {
-        match self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .if_none_match("*")
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    code(&e),
-                    Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-                ) || matches!(&e, SdkError::ServiceError(s) if matches!(s.raw().status().as_u16(), 409 | 412)) =>
-            {
-                // Ours if it holds our bytes (a lost answer, then a retry); a 409 conflict
-                // may mean the other write has not landed yet: then it is not ours either.
-                Ok(self.get(key).await?.is_some_and(|b| b == body))
-            }
-            Err(e) => Err(s3_err(&self.bucket, "PutObject", e)),
-        }
+        Ok(self
+            .objects
+            .create_if_absent(&self.bucket, key, body, content_type)
+            .await?
+            .is_ok())
     }
 
     async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
         let mut keys = vec![];
         let mut token: Option<String> = None;
         loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| s3_err(&self.bucket, "ListObjectsV2", e))?;
-            keys.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
-            match (out.is_truncated(), out.next_continuation_token()) {
-                (Some(true), Some(t)) => token = Some(t.to_string()),
-                _ => break,
+            let page = self
+                .objects
+                .list_page(
+                    &self.bucket,
+                    ListRequest {
+                        prefix,
+                        continuation_token: token.as_deref(),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
             }
         }
         Ok(keys)

@@ -581,41 +581,9 @@ mod tests {
     fn emitted_metrics_are_documented() {
         let doc = doc();
         let c = common();
-        let mut docs = emf_documents(&c, &report(true));
-        let mut e = Emf::new(&c);
-        e.metric("function_errors", 1.0, Unit::Count);
-        docs.push(e);
-        let mut seen = 0;
-        for d in docs {
-            let v = d.to_json(0);
-            let cw = &v["_aws"]["CloudWatchMetrics"][0];
-            let dims: Vec<String> = cw["Dimensions"][0]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect();
-            for m in cw["Metrics"].as_array().unwrap() {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| panic!("metric {name} is not documented"));
-                assert!(
-                    row.contains(&format!("| {unit} |")),
-                    "unit of {name} should be {unit}: {row}"
-                );
-                for extra in dims.iter().skip(2) {
-                    assert!(
-                        row.contains(&format!("`{extra}`")),
-                        "{name} has dimension {extra}: {row}"
-                    );
-                }
-                seen += 1;
-            }
-        }
-        assert!(seen >= 16, "{seen}");
+        let docs = emf_documents(&c, &report(true));
+        let seen = shared::metrics::assert_documented(&doc, "docs/loadtest-coordinator.md", &docs);
+        assert!(seen.occurrences >= 16, "{seen:?}");
     }
 
     #[test]

@@ -9,7 +9,6 @@ use serde_json::Value;
 use shared::config::{CommonConfig, Vars};
 use shared::metrics::{Emf, Unit};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::engine::{run_shard, RunReport};
@@ -165,18 +164,15 @@ pub fn metric_documents(
     vec![e]
 }
 
-/// The handler `main` registers.
+/// The handler `main` registers. The payload keeps its `traceparent`: it is part of the
+/// request and goes on to the target.
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
-    let span = shared::telemetry::invocation_span_from(&event.context, &event.payload);
-    async move {
-        let result = handle_inner(deps, event).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
+    shared::lambda::invoke_with(
+        &deps.common,
+        shared::lambda::TraceContext::Keep,
+        event,
+        |event| handle_inner(deps, event),
+    )
     .await
 }
 
@@ -339,42 +335,8 @@ mod tests {
             ..Default::default()
         };
         let c = common();
-        let mut docs = metric_documents(&c, "quote-generation", &r, 1);
-        let mut e = Emf::new(&c);
-        e.metric("function_errors", 1.0, Unit::Count);
-        docs.push(e);
-        let mut seen = 0;
-        for d in docs {
-            let v = d.to_json(0);
-            let cw = &v["_aws"]["CloudWatchMetrics"][0];
-            let dims: Vec<String> = cw["Dimensions"][0]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect();
-            for m in cw["Metrics"].as_array().unwrap() {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| {
-                        panic!("metric {name} is not documented in docs/loadtest-shard.md")
-                    });
-                assert!(
-                    row.contains(&format!("| {unit} |")),
-                    "unit of {name} should be {unit}: {row}"
-                );
-                for extra in dims.iter().skip(2) {
-                    assert!(
-                        row.contains(&format!("`{extra}`")),
-                        "{name} has dimension {extra}: {row}"
-                    );
-                }
-                seen += 1;
-            }
-        }
-        assert!(seen >= 18, "{seen}");
+        let docs = metric_documents(&c, "quote-generation", &r, 1);
+        let seen = shared::metrics::assert_documented(&doc, "docs/loadtest-shard.md", &docs);
+        assert!(seen.occurrences >= 18, "{seen:?}");
     }
 }

@@ -12,7 +12,6 @@ use shared::events::{is_s3_event, parse_s3_event};
 use shared::metrics::{Emf, Unit};
 use shared::store::{ObjectStore, S3Store};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::request::{Defaults, InventorySource, Payload, S3Location, Source};
 use crate::run::{Engine, Job};
@@ -232,20 +231,9 @@ pub fn metric_documents(common: &CommonConfig, s: &Summary) -> Vec<Emf> {
 /// The handler `main` registers.
 pub async fn handle<S: ObjectStore>(
     deps: &Deps<S>,
-    mut event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span =
-        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
-    async move {
-        let result = handle_inner(deps, event).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
-    .await
+    shared::lambda::invoke(&deps.common, event, |event| handle_inner(deps, event)).await
 }
 
 async fn handle_inner<S: ObjectStore>(
@@ -384,38 +372,12 @@ mod tests {
         };
         let docs = metric_documents(&common, &s);
         assert_eq!(docs.len(), 2);
-        let mut seen = 0;
-        for d in docs {
-            let v = d.to_json(0);
-            let dims = v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0].clone();
-            for m in v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-                .as_array()
-                .unwrap()
-            {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| {
-                        panic!("metric {name} is not documented in docs/observability.md")
-                    });
-                assert!(
-                    row.contains(&format!("| {unit} |")),
-                    "unit of {name} should be {unit}: {row}"
-                );
-                if dims.as_array().unwrap().len() == 3 {
-                    assert!(
-                        row.contains("prefix"),
-                        "{name} is also emitted per prefix: {row}"
-                    );
-                }
-                seen += 1;
-            }
-        }
-        assert!(seen >= 12);
-        let errors = doc.lines().any(|l| l.starts_with("| `function_errors` |"));
-        assert!(errors, "function_errors is documented");
+        // function_errors, emitted by every failed invocation, is checked with the others.
+        let seen = shared::metrics::assert_documented(&doc, "docs/observability.md", &docs);
+        assert!(
+            seen.occurrences >= 13,
+            "twelve or more, and function_errors: {seen:?}"
+        );
     }
 
     #[test]

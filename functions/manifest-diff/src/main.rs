@@ -1,8 +1,8 @@
-use lambda_runtime::{service_fn, Error};
+use lambda_runtime::Error;
 use manifest_diff::handler::{handle, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = Deps::from_env().await?;
-    lambda_runtime::run(service_fn(|event| handle(&deps, event))).await
+    shared::lambda::serve(|event| handle(&deps, event)).await
 }

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use shared::config::{CommonConfig, Vars};
 use shared::metrics::{Emf, Unit};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::config::{Settings, Target};
 use crate::probe::{client, probe, ProbeResult};
@@ -119,19 +118,8 @@ pub async fn probe_all(deps: &Deps, targets: &[&Target]) -> Vec<ProbeResult> {
     .await
 }
 
-pub async fn handle(deps: &Deps, mut event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
-    let span =
-        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
-    async move {
-        let result = handle_inner(deps, event).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
-    .await
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+    shared::lambda::invoke(&deps.common, event, |event| handle_inner(deps, event)).await
 }
 
 async fn handle_inner(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
@@ -199,37 +187,8 @@ mod tests {
         )
         .expect("docs/uptime-probe.md");
         let c = common();
-        let mut docs = metric_documents(&c, &[result(true, Some(false)), result(false, None)]);
-        let mut e = Emf::new(&c);
-        e.metric("function_errors", 1.0, Unit::Count);
-        docs.push(e);
-        let mut seen = std::collections::BTreeSet::new();
-        for d in docs {
-            let v = d.to_json(0);
-            let cw = &v["_aws"]["CloudWatchMetrics"][0];
-            let dims: Vec<String> = cw["Dimensions"][0]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect();
-            for m in cw["Metrics"].as_array().unwrap() {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| panic!("metric {name} is not documented"));
-                assert!(row.contains(&format!("| {unit} |")), "{name}: {row}");
-                for extra in dims.iter().skip(2) {
-                    assert!(
-                        row.contains(&format!("`{extra}`")),
-                        "{name} has {extra}: {row}"
-                    );
-                }
-                seen.insert(name.to_string());
-            }
-        }
+        let docs = metric_documents(&c, &[result(true, Some(false)), result(false, None)]);
+        let seen = shared::metrics::assert_documented(&doc, "docs/uptime-probe.md", &docs);
         assert!(seen.contains("api_availability") && seen.contains("probe_slow_requests"));
     }
 

@@ -8,7 +8,6 @@ use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
 use shared::metrics::{Emf, Unit};
 use shared::SuiteError;
-use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::run::{run_check, Check, Outcome, Status};
@@ -156,20 +155,9 @@ pub fn metric_documents(common: &CommonConfig, o: &Outcome) -> Vec<Emf> {
 
 pub async fn handle<T: ScalingTarget>(
     deps: &Deps<T>,
-    mut event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
-    let span =
-        shared::telemetry::invocation_span_taking_context(&event.context, &mut event.payload);
-    async move {
-        let result = handle_inner(deps, event).await;
-        if let Err(e) = &result {
-            tracing::error!(error_class = e.class(), error = %e, retryable = e.retryable(), "invocation failed");
-            shared::metrics::emit_error(&deps.common, e);
-        }
-        result
-    }
-    .instrument(span)
-    .await
+    shared::lambda::invoke(&deps.common, event, |event| handle_inner(deps, event)).await
 }
 
 async fn handle_inner<T: ScalingTarget>(
@@ -275,37 +263,8 @@ mod tests {
         )
         .expect("docs/worker-scaler.md");
         let c = common();
-        let mut docs = metric_documents(&c, &outcome());
-        let mut e = Emf::new(&c);
-        e.metric("function_errors", 1.0, Unit::Count);
-        docs.push(e);
-        let mut seen = std::collections::BTreeSet::new();
-        for d in docs {
-            let v = d.to_json(0);
-            let cw = &v["_aws"]["CloudWatchMetrics"][0];
-            let dims: Vec<String> = cw["Dimensions"][0]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect();
-            for m in cw["Metrics"].as_array().unwrap() {
-                let name = m["Name"].as_str().unwrap();
-                let unit = m["Unit"].as_str().unwrap();
-                let row = doc
-                    .lines()
-                    .find(|l| l.starts_with(&format!("| `{name}` |")))
-                    .unwrap_or_else(|| panic!("metric {name} is not documented"));
-                assert!(row.contains(&format!("| {unit} |")), "{name}: {row}");
-                for extra in dims.iter().skip(2) {
-                    assert!(
-                        row.contains(&format!("`{extra}`")),
-                        "{name} has {extra}: {row}"
-                    );
-                }
-                seen.insert(name.to_string());
-            }
-        }
+        let docs = metric_documents(&c, &outcome());
+        let seen = shared::metrics::assert_documented(&doc, "docs/worker-scaler.md", &docs);
         for must in [
             "worker_backlog",
             "worker_retries_total",

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dr_restore::handler::{deadline_in, run_job, AwsDeps};
-use fault_proxy::{ErrorKind, FaultProxy, ResetPoint};
+use fault_proxy::{ErrorKind, Fault, FaultProxy, ResetPoint};
 use fault_tests::{deliver_until_ok, BURST, BURST_FRACTION};
 use serde_json::{json, Value};
 use shared::config::{CommonConfig, Vars};
@@ -327,4 +327,271 @@ async fn aws_down_at_the_start_then_back_starts_the_drill_once() {
         Some("RESTORING")
     );
     drop_database(&db).await;
+}
+
+/// How many instances of the drill exist (moto, directly).
+async fn restored(rds: &aws_sdk_rds::Client, drill: &str) -> usize {
+    let name = format!("dr-drill-{drill}");
+    rds.describe_db_instances()
+        .send()
+        .await
+        .expect("describe (direct to moto)")
+        .db_instances()
+        .iter()
+        .filter(|i| i.db_instance_identifier() == Some(name.as_str()))
+        .count()
+}
+
+/// The `PUT`s the proxy saw whose `METHOD target` contains `needle` (as `only_matching`
+/// reads it): (fault, upstream status).
+fn puts(proxy: &FaultProxy, needle: &str) -> Vec<(Fault, Option<u16>)> {
+    proxy
+        .records()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && format!("PUT {}", r.target).contains(needle))
+        .map(|r| (r.fault, r.status))
+        .collect()
+}
+
+/// The answers of the drill's state create and of its first replace are lost after S3 stored
+/// them; the SDK's retry of each meets the object just written (412). The drill must know
+/// its own write: started once (STARTED, one restore, not ALREADY_STARTED, not CONFLICT), and
+/// then, with half of every PUT's answers (state, report, Markdown) lost after S3 acted,
+/// finished and reported once with nothing lost.
+#[tokio::test]
+async fn lost_answers_to_the_drill_state_writes_neither_refuse_nor_repeat_the_drill() {
+    let (_g, m) = exclusive_moto().await;
+    seed(m).await;
+    let db = create_db("lost").await;
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", m.port))
+        .await
+        .expect("proxy");
+    let d = deps(m, &proxy, &db).await;
+    let (s3, rds) = (
+        m.s3().await,
+        aws_sdk_rds::Client::new(&m.clients().await.sdk),
+    );
+    let drill = "fault-lost";
+    let state_put = format!("PUT /{REPORTS}/dr-restore/drills/{drill}.json");
+    let seen = RefCell::new(vec![]);
+    let deliver = |payload: Value| {
+        let d = &d;
+        async move { run_job(d, &payload, deadline_in(Duration::from_secs(60))).await }
+    };
+
+    // Seed 23 draws reset, pass, reset, pass for the state PUTs: the create's first answer is
+    // lost and its retry answered 412, then the same for the replace STARTING -> RESTORING.
+    proxy.only_matching(Some(&state_put));
+    proxy.seed(23);
+    proxy.connection_resets(0.5, Duration::from_secs(30), ResetPoint::AfterUpstream);
+    let start = json!({"action": "start", "drill_id": drill, "triggered_by": "fault test"});
+    let r = deliver(start.clone()).await.expect("start");
+    proxy.clear();
+    let writes = puts(&proxy, &state_put);
+    assert_eq!(
+        writes.get(..2),
+        Some(
+            &[
+                (Fault::ResetAfterUpstream, Some(200)),
+                (Fault::None, Some(412))
+            ][..]
+        ),
+        "the create's answer was not lost as planned: {writes:?}"
+    );
+    assert_eq!(
+        r["status"], "STARTED",
+        "the drill took its own create for another invocation's: {r}"
+    );
+    assert_eq!(
+        writes.get(2..4),
+        Some(
+            &[
+                (Fault::ResetAfterUpstream, Some(200)),
+                (Fault::None, Some(412))
+            ][..]
+        ),
+        "the replace's answer was not lost as planned: {writes:?}"
+    );
+    assert_eq!(r["phase"], "RESTORING", "{r}");
+    assert_eq!(
+        check(&s3, &rds, drill, &seen).await.as_deref(),
+        Some("RESTORING")
+    );
+    assert_eq!(restored(&rds, drill).await, 1, "one restore");
+
+    // A real second delivery of the start (another invocation's bytes) is ALREADY_STARTED.
+    let again = deliver(start.clone()).await.expect("redelivered start");
+    assert_eq!(again["status"], "ALREADY_STARTED", "{again}");
+    assert_eq!(restored(&rds, drill).await, 1, "still one restore");
+
+    // The rest of the drill with half of every PUT's answers lost after S3 acted.
+    proxy.reset_stats();
+    proxy.only_matching(Some(&format!("PUT /{REPORTS}/")));
+    proxy.seed(24);
+    proxy.connection_resets(0.5, Duration::from_secs(120), ResetPoint::AfterUpstream);
+    let ev = restored_event(&format!("dr-drill-{drill}"));
+    deliver_until_ok(
+        10,
+        || deliver(ev.clone()),
+        || async {
+            check(&s3, &rds, drill, &seen).await;
+        },
+    )
+    .await;
+    let mut phase = check(&s3, &rds, drill, &seen).await;
+    for _ in 0..20 {
+        if phase.as_deref() == Some("DONE") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        deliver_until_ok(
+            10,
+            || deliver(json!({"action": "poll"})),
+            || async {
+                check(&s3, &rds, drill, &seen).await;
+            },
+        )
+        .await;
+        phase = check(&s3, &rds, drill, &seen).await;
+    }
+    let lost = puts(&proxy, &format!("PUT /{REPORTS}/"))
+        .iter()
+        .filter(|(f, _)| *f == Fault::ResetAfterUpstream)
+        .count();
+    proxy.clear();
+    assert_eq!(phase.as_deref(), Some("DONE"), "seen {:?}", seen.borrow());
+    assert!(lost >= 2, "answers lost after the start: {lost}");
+
+    // Deleted, reported once, passed; the state says reported.
+    assert!(
+        rds.describe_db_instances()
+            .db_instance_identifier(format!("dr-drill-{drill}"))
+            .send()
+            .await
+            .is_err(),
+        "the restored instance is deleted"
+    );
+    let state: Value = serde_json::from_slice(
+        &get(&s3, REPORTS, &format!("dr-restore/drills/{drill}.json"))
+            .await
+            .expect("state"),
+    )
+    .expect("state JSON");
+    assert_eq!(state["reported"], true, "{state}");
+    let month = Utc::now().format("%Y-%m").to_string();
+    let j: Value = serde_json::from_slice(
+        &get(&s3, REPORTS, &format!("reports/dr/{month}.json"))
+            .await
+            .expect("report"),
+    )
+    .expect("report JSON");
+    let reported: Vec<&Value> = j["drills"]
+        .as_array()
+        .expect("drills")
+        .iter()
+        .filter(|x| x["drill_id"] == drill)
+        .collect();
+    assert_eq!(reported.len(), 1, "{j}");
+    assert_eq!(reported[0]["success"], true, "{}", reported[0]);
+    let md = String::from_utf8(
+        get(&s3, REPORTS, &format!("reports/dr/{month}.md"))
+            .await
+            .expect("md"),
+    )
+    .expect("utf8");
+    assert_eq!(
+        md.matches(&format!("## Restore drill `{drill}`: PASSED"))
+            .count(),
+        1,
+        "{md}"
+    );
+    eprintln!(
+        "dr with lost answers: phases {:?}, {lost} answers lost after the start",
+        seen.borrow()
+    );
+    drop_database(&db).await;
+}
+
+/// The shared port's read-back rule on the wire (moto through the proxy): a create and a
+/// replace whose answers are lost after S3 acted are this writer's own; another writer's
+/// create and a stale replace still lose.
+#[tokio::test]
+async fn the_shared_conditional_writes_know_their_own_lost_answers() {
+    use shared::store::{AlreadyExists, ConditionalStore, Conflict, S3Store};
+
+    let (_g, m) = exclusive_moto().await;
+    let direct = m.s3().await;
+    suite_tests::create_buckets(&direct, &[REPORTS]).await;
+    let f = fault_tests::Faulted::new(m).await;
+    let store = S3Store::new(f.s3());
+    let key = "port/lease.json";
+    let needle = format!("PUT /{REPORTS}/{key}");
+    // Seed 27 draws reset, pass | pass | reset, pass | pass for the four writes below.
+    f.proxy.only_matching(Some(&needle));
+    f.proxy.seed(27);
+    f.proxy
+        .connection_resets(0.5, Duration::from_secs(30), ResetPoint::AfterUpstream);
+    let ct = "application/json";
+
+    let mine = store
+        .create_if_absent(REPORTS, key, r#"{"holder":"a","nonce":1}"#.into(), ct)
+        .await
+        .expect("create")
+        .expect("the lost create is mine");
+    assert!(mine.reclaimed, "{mine:?}");
+    assert_eq!(
+        store
+            .create_if_absent(REPORTS, key, r#"{"holder":"b","nonce":2}"#.into(), ct)
+            .await
+            .expect("create"),
+        Err(AlreadyExists),
+        "another writer's create loses"
+    );
+    let v2 = store
+        .replace_if_match(
+            REPORTS,
+            key,
+            r#"{"holder":"a","nonce":3}"#.into(),
+            ct,
+            &mine.etag,
+        )
+        .await
+        .expect("replace")
+        .expect("the lost replace is mine");
+    assert!(v2.reclaimed, "{v2:?}");
+    assert_ne!(v2.etag, mine.etag);
+    assert_eq!(
+        store
+            .replace_if_match(
+                REPORTS,
+                key,
+                r#"{"holder":"b","nonce":4}"#.into(),
+                ct,
+                &mine.etag
+            )
+            .await
+            .expect("replace"),
+        Err(Conflict),
+        "a stale replace loses"
+    );
+    let writes = puts(&f.proxy, &needle);
+    f.proxy.clear();
+    assert_eq!(
+        writes,
+        vec![
+            (Fault::ResetAfterUpstream, Some(200)),
+            (Fault::None, Some(412)),
+            (Fault::None, Some(412)),
+            (Fault::ResetAfterUpstream, Some(200)),
+            (Fault::None, Some(412)),
+            (Fault::None, Some(412)),
+        ]
+    );
+    let now = store
+        .get_with_etag(REPORTS, key)
+        .await
+        .expect("get")
+        .expect("object");
+    assert_eq!(&now.body[..], br#"{"holder":"a","nonce":3}"#);
+    assert_eq!(now.etag, v2.etag);
 }

@@ -53,30 +53,15 @@ pub fn prometheus() -> Prometheus {
     }
 }
 
-fn cargo_build(packages: &[&str]) {
-    let mut args = vec!["build", "--quiet", "--bins"];
-    for p in packages {
-        args.push("-p");
-        args.push(p);
-    }
-    let status = Command::new("cargo")
-        .args(&args)
-        .current_dir(workspace_root())
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "cargo {args:?} failed");
-}
-
 /// The local target (crates/loadtest-target) on a free port.
 pub fn target(args: &[&str]) -> (u16, String) {
-    cargo_build(&["loadtest-target"]);
     let port = free_port();
     let log = log_dir().join(format!("loadtest-target-{port}.log"));
     let addr = format!("127.0.0.1:{port}");
     let mut all = vec!["--addr", addr.as_str()];
     all.extend_from_slice(args);
     spawn_supervised(
-        &workspace_root().join("target/debug/loadtest-target"),
+        &suite_tests::binary("loadtest-target"),
         &all,
         &[],
         &workspace_root(),
@@ -86,42 +71,14 @@ pub fn target(args: &[&str]) -> (u16, String) {
     (port, format!("http://{addr}"))
 }
 
-/// `cargo lambda watch --concurrency 4 --ignore-changes` for the coordinator and the shard (built first, only
-/// these two: others' half-done crates must not break this test).
+/// The emulator with four instances each of the coordinator and the shard (their prebuilt
+/// binaries: see `suite_tests::start_watch_on`), so a run's shards go side by side.
 pub fn watch(function_env: &[(String, String)], port: u16) -> Watch {
-    cargo_build(&["loadtest-coordinator", "loadtest-shard"]);
-    let env_file = log_dir().join(format!("watch-{port}.env"));
-    let body: String = function_env
-        .iter()
-        .map(|(k, v)| format!("{k}={v}\n"))
-        .collect();
-    std::fs::write(&env_file, body).expect("env file");
-    let log = log_dir().join(format!("watch-{port}.log"));
-    spawn_supervised(
-        &venv_bin("cargo-lambda"),
-        &[
-            "lambda",
-            "watch",
-            "--quiet",
-            "--ignore-changes",
-            "--concurrency",
-            "4",
-            "-A",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-            "--env-file",
-            &env_file.display().to_string(),
-        ],
-        &[],
-        &workspace_root(),
-        &log,
-    );
-    wait_for_port(port, Duration::from_secs(300), "cargo lambda watch", &log);
-    Watch {
+    suite_tests::start_watch_on(
         port,
-        url: format!("http://127.0.0.1:{port}"),
-    }
+        &[("loadtest-coordinator", 4), ("loadtest-shard", 4)],
+        function_env,
+    )
 }
 
 /// The AWS CLI from the project's venv with moto's environment.
