@@ -92,6 +92,35 @@ pub trait ObjectStore: Send + Sync {
     ) -> impl Future<Output = SuiteResult<()>> + Send;
 
     fn delete(&self, bucket: &str, key: &str) -> impl Future<Output = SuiteResult<()>> + Send;
+
+    /// Every key under `prefix`, all pages followed.
+    fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = SuiteResult<Vec<String>>> + Send {
+        async move {
+            let mut keys = vec![];
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .list_page(
+                        bucket,
+                        ListRequest {
+                            prefix,
+                            continuation_token: token.as_deref(),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                keys.extend(page.objects.into_iter().map(|o| o.key));
+                match page.next_token {
+                    Some(t) => token = Some(t),
+                    None => return Ok(keys),
+                }
+            }
+        }
+    }
 }
 
 /// An object with the ETag it was read at.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shared::config::CommonConfig;
-use shared::store::{ListRequest, ObjectStore};
+use shared::store::ObjectStore;
 use shared::{SuiteError, SuiteResult};
 
 use crate::calendar::{is_due, next_due};
@@ -663,29 +663,7 @@ impl<'a, P: ChaosPort, S: ObjectStore> Engine<'a, P, S> {
     }
 
     async fn list_keys(&self, prefix: &str) -> SuiteResult<Vec<String>> {
-        let mut keys = vec![];
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_page(
-                    self.bucket(),
-                    ListRequest {
-                        prefix,
-                        delimiter: None,
-                        start_after: None,
-                        continuation_token: token.as_deref(),
-                        max_keys: None,
-                    },
-                )
-                .await?;
-            keys.extend(page.objects.into_iter().map(|o| o.key));
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        Ok(keys)
+        self.store.list_keys(self.bucket(), prefix).await
     }
 }
 

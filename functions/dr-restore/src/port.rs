@@ -10,7 +10,7 @@ use aws_smithy_types::DateTime as SmithyTime;
 use chrono::{DateTime, Utc};
 use shared::error::aws_error;
 use shared::state::JsonState;
-use shared::store::{ConditionalStore, ListRequest, ObjectStore, S3Store};
+use shared::store::{ConditionalStore, ObjectStore, S3Store};
 use shared::{SuiteError, SuiteResult};
 
 use crate::db::{Credentials, Secret};
@@ -494,29 +494,7 @@ pub trait StateStore: Send + Sync {
 
     /// Keys under `prefix` (all pages).
     fn list(&self, prefix: &str) -> impl Future<Output = SuiteResult<Vec<String>>> + Send {
-        async move {
-            let mut keys = vec![];
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .objects()
-                    .list_page(
-                        self.bucket(),
-                        ListRequest {
-                            prefix,
-                            continuation_token: token.as_deref(),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                keys.extend(page.objects.into_iter().map(|o| o.key));
-                match page.next_token {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
-            }
-            Ok(keys)
-        }
+        self.objects().list_keys(self.bucket(), prefix)
     }
 }
 

@@ -13,7 +13,7 @@ use aws_smithy_types::Blob;
 use bytes::Bytes;
 use loadtest_core::{ShardRequest, ShardResult};
 use shared::error::aws_error;
-use shared::store::{ConditionalStore, ListRequest, ObjectStore};
+use shared::store::{ConditionalStore, ObjectStore};
 use shared::{SuiteError, SuiteResult};
 
 pub trait Store: Send + Sync {
@@ -114,27 +114,7 @@ impl Store for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
-        let mut keys = vec![];
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .objects
-                .list_page(
-                    &self.bucket,
-                    ListRequest {
-                        prefix,
-                        continuation_token: token.as_deref(),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            keys.extend(page.objects.into_iter().map(|o| o.key));
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        Ok(keys)
+        self.objects.list_keys(&self.bucket, prefix).await
     }
 }
 
