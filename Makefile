@@ -14,7 +14,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 LOCAL_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help bootstrap services up down demo test test-unit test-faults test-props deploy iac-check lint fmt package watch invoke bench clean
+.PHONY: help bootstrap services up down demo test test-unit test-faults test-props deploy iac-check plan lint fmt package watch invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ deploy: package ## Package, then terraform apply infra/ for ENV=dev|staging|prod
 
 iac-check: ## Parse infra/ with python-hcl2 and run checkov (docs/iac.md)
 	@tools/iac-check.sh
+
+plan: bootstrap ## terraform plan of every environment against a throwaway moto; plan JSON in .local/plan/ (docs/iac.md)
+	@tools/tf-plan.sh
 
 watch: bootstrap ## Run cargo lambda watch in the foreground, functions configured by tools/local.env
 	@tools/local-aws.sh env >/dev/null

@@ -541,10 +541,12 @@ data "aws_iam_policy_document" "chaos_runner" {
   }
 
   # Start only the four templates; the experiment resources are created by the start.
+  # aws_fis_experiment_template exports no `arn` in provider 5.x (only id): the ARN is built
+  # from the id (found by `make plan`; `terraform validate` does not see it).
   statement {
     sid       = "StartOwnTemplates"
     actions   = ["fis:StartExperiment"]
-    resources = concat([for t in local.cr_templates : t.arn], ["arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment/*"])
+    resources = concat([for t in local.cr_templates : "arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment-template/${t.id}"], ["arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment/*"])
   }
 
   # StartExperiment with tags (chaos-run-id, chaos-experiment, owner) needs TagResource.
