@@ -17,6 +17,35 @@ locals {
   # One EMF metric of one function: [namespace, metric, dims...].
   db_m = { for f in local.db_fns : f => "${f}-${var.environment}" }
 
+  # Metrics whose documents carry a dimension beyond function and environment (the EMF tables
+  # in docs/*.md): CloudWatch matches a dimension set exactly, so a row naming only function
+  # and environment shows nothing. SEARCH with the full schema draws one line per value
+  # (scenario, target, drill, ...), values the functions choose at run time.
+  db_extra = {
+    chaos_run_duration_seconds          = ["chaos-runner", "experiment,mode"]
+    dr_drill_duration_seconds           = ["dr-restore", "drill"]
+    dr_rpo_seconds                      = ["dr-restore", "drill"]
+    export_bytes_before                 = ["export-compressor", "target"]
+    export_bytes_saved                  = ["export-compressor", "target"]
+    export_cost_saved_dollars           = ["export-compressor", "target"]
+    export_duration_seconds             = ["export-compressor", "target"]
+    export_objects_compressed           = ["export-compressor", "target"]
+    loadtest_shard_connect_errors       = ["loadtest-shard", "scenario"]
+    loadtest_shard_dropped              = ["loadtest-shard", "scenario"]
+    loadtest_shard_errors               = ["loadtest-shard", "scenario"]
+    loadtest_shard_latency_p95_ms       = ["loadtest-shard", "scenario"]
+    loadtest_shard_ok                   = ["loadtest-shard", "scenario"]
+    loadtest_shard_scheduled            = ["loadtest-shard", "scenario"]
+    loadtest_shard_scheduler_lag_p99_ms = ["loadtest-shard", "scenario"]
+    loadtest_shard_sse_handshake_p95_ms = ["loadtest-shard", "scenario"]
+    loadtest_shard_sse_reconnects       = ["loadtest-shard", "scenario"]
+    loadtest_shard_sse_streams_failed   = ["loadtest-shard", "scenario"]
+    loadtest_shard_sse_streams_opened   = ["loadtest-shard", "scenario"]
+    loadtest_shard_timeouts             = ["loadtest-shard", "scenario"]
+    s3_cost_estimate_dollars            = ["export-compressor", "estimate,storage_class"]
+  }
+  db_q = { for m, v in local.db_extra : m => "{\"${local.db_ns}\",environment,function,${v[1]}} MetricName=\"${m}\" function=\"${local.db_m[v[0]]}\"" }
+
   db_widgets = {
     api = [
       {
@@ -24,10 +53,10 @@ locals {
         properties = {
           title = "Load test: requests answered, errors, timeouts (per minute)", region = local.region, stat = "Sum", period = 60, view = "timeSeries"
           metrics = [
-            [local.db_ns, "loadtest_shard_ok", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
-            [local.db_ns, "loadtest_shard_errors", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
-            [local.db_ns, "loadtest_shard_timeouts", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
-            [local.db_ns, "loadtest_shard_connect_errors", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
+            [{ id = "loadtestshardok", expression = "SEARCH('${local.db_q.loadtest_shard_ok}', 'Sum', 60)" }],
+            [{ id = "loadtestsharderrors", expression = "SEARCH('${local.db_q.loadtest_shard_errors}', 'Sum', 60)" }],
+            [{ id = "loadtestshardtimeouts", expression = "SEARCH('${local.db_q.loadtest_shard_timeouts}', 'Sum', 60)" }],
+            [{ id = "loadtestshardconnecterrors", expression = "SEARCH('${local.db_q.loadtest_shard_connect_errors}', 'Sum', 60)" }],
           ]
         }
       },
@@ -36,8 +65,8 @@ locals {
         properties = {
           title = "Load test: p95 latency per shard (ms)", region = local.region, stat = "Maximum", period = 60, view = "timeSeries"
           metrics = [
-            [local.db_ns, "loadtest_shard_latency_p95_ms", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
-            [local.db_ns, "loadtest_shard_scheduler_lag_p99_ms", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
+            [{ id = "loadtestshardlatencyp95ms", expression = "SEARCH('${local.db_q.loadtest_shard_latency_p95_ms}', 'Maximum', 60)" }],
+            [{ id = "loadtestshardschedulerlagp99ms", expression = "SEARCH('${local.db_q.loadtest_shard_scheduler_lag_p99_ms}', 'Maximum', 60)" }],
           ]
         }
       },
@@ -54,7 +83,7 @@ locals {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
           title   = "SSE: handshake p95 (ms)", region = local.region, stat = "Maximum", period = 60, view = "timeSeries"
-          metrics = [[local.db_ns, "loadtest_shard_sse_handshake_p95_ms", "function", local.db_m["loadtest-shard"], "environment", local.db_env]]
+          metrics = [[{ id = "loadtestshardssehandshakep95ms", expression = "SEARCH('${local.db_q.loadtest_shard_sse_handshake_p95_ms}', 'Maximum', 60)" }]]
         }
       },
       {
@@ -62,9 +91,9 @@ locals {
         properties = {
           title = "SSE: streams opened, failed, reconnects", region = local.region, stat = "Sum", period = 60, view = "timeSeries"
           metrics = [
-            [local.db_ns, "loadtest_shard_sse_streams_opened", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
-            [local.db_ns, "loadtest_shard_sse_streams_failed", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
-            [local.db_ns, "loadtest_shard_sse_reconnects", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
+            [{ id = "loadtestshardssestreamsopened", expression = "SEARCH('${local.db_q.loadtest_shard_sse_streams_opened}', 'Sum', 60)" }],
+            [{ id = "loadtestshardssestreamsfailed", expression = "SEARCH('${local.db_q.loadtest_shard_sse_streams_failed}', 'Sum', 60)" }],
+            [{ id = "loadtestshardssereconnects", expression = "SEARCH('${local.db_q.loadtest_shard_sse_reconnects}', 'Sum', 60)" }],
           ]
         }
       },
@@ -73,8 +102,8 @@ locals {
         properties = {
           title = "Load test: arrivals dropped (open model: the target could not keep up)", region = local.region, stat = "Sum", period = 60, view = "timeSeries"
           metrics = [
-            [local.db_ns, "loadtest_shard_scheduled", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
-            [local.db_ns, "loadtest_shard_dropped", "function", local.db_m["loadtest-shard"], "environment", local.db_env],
+            [{ id = "loadtestshardscheduled", expression = "SEARCH('${local.db_q.loadtest_shard_scheduled}', 'Sum', 60)" }],
+            [{ id = "loadtestsharddropped", expression = "SEARCH('${local.db_q.loadtest_shard_dropped}', 'Sum', 60)" }],
           ]
         }
       },
@@ -87,9 +116,9 @@ locals {
           metrics = [
             [local.db_ns, "manifest_diff_duration_seconds", "function", local.db_m["manifest-diff"], "environment", local.db_env],
             [local.db_ns, "lifecycle_run_duration_seconds", "function", local.db_m["lifecycle-enforcer"], "environment", local.db_env],
-            [local.db_ns, "export_duration_seconds", "function", local.db_m["export-compressor"], "environment", local.db_env],
-            [local.db_ns, "dr_drill_duration_seconds", "function", local.db_m["dr-restore"], "environment", local.db_env],
-            [local.db_ns, "chaos_run_duration_seconds", "function", local.db_m["chaos-runner"], "environment", local.db_env],
+            [{ id = "exportdurationseconds", expression = "SEARCH('${local.db_q.export_duration_seconds}', 'Maximum', 3600)" }],
+            [{ id = "drdrilldurationseconds", expression = "SEARCH('${local.db_q.dr_drill_duration_seconds}', 'Maximum', 3600)" }],
+            [{ id = "chaosrundurationseconds", expression = "SEARCH('${local.db_q.chaos_run_duration_seconds}', 'Maximum', 3600)" }],
           ]
         }
       },
@@ -100,7 +129,7 @@ locals {
           metrics = [
             [local.db_ns, "manifest_drift_ratio", "function", local.db_m["manifest-diff"], "environment", local.db_env],
             [local.db_ns, "manifest_missing_objects", "function", local.db_m["manifest-diff"], "environment", local.db_env],
-            [local.db_ns, "dr_rpo_seconds", "function", local.db_m["dr-restore"], "environment", local.db_env],
+            [{ id = "drrposeconds", expression = "SEARCH('${local.db_q.dr_rpo_seconds}', 'Maximum', 3600)" }],
           ]
         }
       },
@@ -109,7 +138,7 @@ locals {
         properties = {
           title = "Objects handled", region = local.region, stat = "Sum", period = 3600, view = "timeSeries"
           metrics = [
-            [local.db_ns, "export_objects_compressed", "function", local.db_m["export-compressor"], "environment", local.db_env],
+            [{ id = "exportobjectscompressed", expression = "SEARCH('${local.db_q.export_objects_compressed}', 'Sum', 3600)" }],
             [local.db_ns, "lifecycle_objects_tagged", "function", local.db_m["lifecycle-enforcer"], "environment", local.db_env],
             [local.db_ns, "lifecycle_objects_out_of_policy", "function", local.db_m["lifecycle-enforcer"], "environment", local.db_env],
           ]
@@ -129,8 +158,8 @@ locals {
         properties = {
           title = "S3 storage cost estimate and savings ($)", region = local.region, stat = "Maximum", period = 86400, view = "timeSeries"
           metrics = [
-            [local.db_ns, "s3_cost_estimate_dollars", "function", local.db_m["export-compressor"], "environment", local.db_env],
-            [local.db_ns, "export_cost_saved_dollars", "function", local.db_m["export-compressor"], "environment", local.db_env],
+            [{ id = "s3costestimatedollars", expression = "SEARCH('${local.db_q.s3_cost_estimate_dollars}', 'Maximum', 86400)" }],
+            [{ id = "exportcostsaveddollars", expression = "SEARCH('${local.db_q.export_cost_saved_dollars}', 'Maximum', 86400)" }],
           ]
         }
       },
@@ -139,8 +168,8 @@ locals {
         properties = {
           title = "Bytes saved by compression", region = local.region, stat = "Sum", period = 86400, view = "timeSeries"
           metrics = [
-            [local.db_ns, "export_bytes_before", "function", local.db_m["export-compressor"], "environment", local.db_env],
-            [local.db_ns, "export_bytes_saved", "function", local.db_m["export-compressor"], "environment", local.db_env],
+            [{ id = "exportbytesbefore", expression = "SEARCH('${local.db_q.export_bytes_before}', 'Sum', 86400)" }],
+            [{ id = "exportbytessaved", expression = "SEARCH('${local.db_q.export_bytes_saved}', 'Sum', 86400)" }],
           ]
         }
       },

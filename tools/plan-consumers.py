@@ -10,7 +10,10 @@ some producer emits, because CloudWatch matches dimension sets exactly. Values a
 would create them (for_each, locals and jsonencode evaluated), not as the .tf text reads.
 """
 import json
+import re
 import sys
+
+SEARCH = re.compile(r"SEARCH\('\{([^}]*)\}\s+MetricName=\"([^\"]+)\"")
 
 
 def alarm_consumers(rc):
@@ -28,6 +31,14 @@ def dashboard_consumers(rc):
     body = json.loads(after.get("dashboard_body") or "{}")
     for widget in body.get("widgets", []):
         for row in widget.get("properties", {}).get("metrics", []):
+            # [{"expression": "SEARCH('{ns,dim,...} MetricName=\"m\" ...', ...)"}]: the schema
+            # in braces is the exact dimension set.
+            for item in row:
+                if isinstance(item, dict) and "expression" in item:
+                    found = SEARCH.search(item["expression"])
+                    if found:
+                        ns, *dims = [d.strip().strip('"') for d in found.group(1).split(",")]
+                        yield ns, found.group(2), dict.fromkeys(dims, "")
             # [namespace, metric, dim, value, dim, value, ..., {options}]; "..." repeats the row above.
             names = [x for x in row if isinstance(x, str)]
             if len(names) >= 2 and names[0] != "...":
