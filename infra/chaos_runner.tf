@@ -95,20 +95,22 @@ locals {
 
   cr_stop_alarms = {
     api_availability = {
-      name        = "chaos-stop-api-availability"
-      namespace   = var.metrics_namespace
-      metric      = "api_availability"
-      dimensions  = { environment = var.environment }
+      name      = "chaos-stop-api-availability"
+      namespace = var.metrics_namespace
+      metric    = "api_availability"
+      # The full set uptime-probe publishes (CloudWatch matches dimension sets exactly).
+      dimensions  = { environment = var.environment, function = "uptime-probe-${var.environment}", target = "api" }
       statistic   = "Average"
       comparison  = "LessThanThreshold"
       threshold   = var.chaos_stop_alarm_api_availability_threshold
       description = "API availability under chaos: stops any running FIS experiment."
     }
     rq_backlog = {
-      name        = "chaos-stop-rq-backlog"
-      namespace   = var.metrics_namespace
-      metric      = "rq_backlog"
-      dimensions  = { environment = var.environment }
+      name      = "chaos-stop-rq-backlog"
+      namespace = var.metrics_namespace
+      # worker-scaler's backlog over all SCALER_QUEUES (docs/worker-scaler.md).
+      metric      = "worker_backlog_total"
+      dimensions  = { environment = var.environment, function = "worker-scaler-${var.environment}" }
       statistic   = "Maximum"
       comparison  = "GreaterThanThreshold"
       threshold   = 1000
@@ -145,6 +147,14 @@ locals {
       description = "Database pool errors persist: stops the postgres-failover experiment."
     }
   }
+}
+
+# S3 publishes 5xxErrors (a request metric) only for a metrics configuration that names it:
+# without this the chaos-stop-s3-5xx alarm never sees a datapoint. Request metrics are billed
+# as custom CloudWatch metrics.
+resource "aws_s3_bucket_metric" "primary_entire_bucket" {
+  bucket = var.primary_bucket
+  name   = "EntireBucket"
 }
 
 resource "aws_cloudwatch_metric_alarm" "chaos_stop" {
