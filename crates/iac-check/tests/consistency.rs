@@ -263,7 +263,9 @@ fn dashboards_use_only_documented_metrics() {
         let documented = cells.get(3).copied().unwrap_or_default();
         let documented_dims: Vec<&str> = documented.split('`').skip(1).step_by(2).collect();
         if documented_dims != dims {
-            mismatched.push(format!("{name}: dashboards {dims:?}, documented {documented_dims:?}"));
+            mismatched.push(format!(
+                "{name}: dashboards {dims:?}, documented {documented_dims:?}"
+            ));
         }
         used.push(name.to_string());
     }
