@@ -39,10 +39,18 @@ trap cleanup EXIT
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 "$moto_bin" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+# Up to 120 s: on a busy machine (CI runs this beside clippy) moto's start is slow.
+up=0
+for _ in $(seq 1 600); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
+  kill -0 "$moto_pid" 2>/dev/null || break
   sleep 0.2
 done
+if [[ $up -ne 1 ]]; then
+  cat "$work/moto.log" >&2
+  echo "tf-plan: moto did not start on 127.0.0.1:$port (log above)" >&2
+  exit 1
+fi
 
 printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n}\n' \
   "$tf_mirror" >"$work/terraformrc"
