@@ -104,6 +104,8 @@ locals {
       comparison  = "LessThanThreshold"
       threshold   = var.chaos_stop_alarm_api_availability_threshold
       description = "API availability under chaos: stops any running FIS experiment."
+      # uptime-probe publishes every minute: silence means the probe or the API is down.
+      missing = "breaching"
     }
     rq_backlog = {
       name      = "chaos-stop-rq-backlog"
@@ -115,6 +117,8 @@ locals {
       comparison  = "GreaterThanThreshold"
       threshold   = 1000
       description = "RQ backlog above 1000 jobs: stops the rq-queue experiment."
+      # worker-scaler publishes every check: silence means the scaler or Redis is down.
+      missing = "breaching"
     }
     s3_5xx = {
       name        = "chaos-stop-s3-5xx"
@@ -125,16 +129,8 @@ locals {
       comparison  = "GreaterThanThreshold"
       threshold   = 50
       description = "S3 5xx errors on the primary bucket: stops the s3-storage experiment."
-    }
-    quote_latency = {
-      name        = "chaos-stop-quote-latency"
-      namespace   = "${var.metrics_namespace}/SLO"
-      metric      = "quote_latency_good_ratio_percent"
-      dimensions  = {}
-      statistic   = "Minimum"
-      comparison  = "LessThanThreshold"
-      threshold   = 90
-      description = "Fewer than 90 % of quotes within 900 ms: stops the geocoding-dns experiment."
+      # A request metric: S3 publishes a period only when requests arrive, so no data is no 5xx.
+      missing = "notBreaching"
     }
     db_connections = {
       name        = "chaos-stop-db-connections"
@@ -145,6 +141,9 @@ locals {
       comparison  = "GreaterThanThreshold"
       threshold   = 100
       description = "Database pool errors persist: stops the postgres-failover experiment."
+      # The backend's counter (docs/signals.json, outside:backend) counts errors as they
+      # happen: no data is no error.
+      missing = "notBreaching"
     }
   }
 }
@@ -171,9 +170,51 @@ resource "aws_cloudwatch_metric_alarm" "chaos_stop" {
   datapoints_to_alarm = 2
   comparison_operator = each.value.comparison
   threshold           = each.value.threshold
-  # No data during an experiment is not a reason to stop it (and not a reason to start: the
-  # runner's steady-state probes decide that).
-  treat_missing_data = "notBreaching"
+  # Continuous signals (docs/signals.json `cadence`) breach when silent: FIS then stops the
+  # experiment, and the runner refuses to start while the alarm is not OK. Event counts treat
+  # silence as zero. crates/iac-check checks the rule against the catalogue.
+  treat_missing_data = each.value.missing
+}
+
+# The quote-latency SLI as the SLO file defines it (infra/slo/slos.json, quote-latency): the
+# share of quote probes that answered 2xx within 900 ms, from uptime-probe's own counts. Metric
+# math over the two counters: no metric has to exist for the ratio itself.
+resource "aws_cloudwatch_metric_alarm" "chaos_stop_quote_latency" {
+  alarm_name          = "chaos-stop-quote-latency"
+  alarm_description   = "Fewer than 90 % of quotes within 900 ms (uptime-probe, target quote): stops the geocoding-dns experiment."
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  comparison_operator = "LessThanThreshold"
+  threshold           = 90
+  # uptime-probe probes quote every minute: silence means the probe or the API is down.
+  treat_missing_data = "breaching"
+
+  metric_query {
+    id          = "good_ratio"
+    expression  = "100 * (1 - slow / requests)"
+    label       = "quotes within 900 ms (%)"
+    return_data = true
+  }
+  metric_query {
+    id = "slow"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "probe_slow_requests"
+      dimensions  = { environment = var.environment, function = "uptime-probe-${var.environment}", target = "quote" }
+      stat        = "Sum"
+      period      = 60
+    }
+  }
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "probe_requests"
+      dimensions  = { environment = var.environment, function = "uptime-probe-${var.environment}", target = "quote" }
+      stat        = "Sum"
+      period      = 60
+    }
+  }
 }
 
 # ---- FIS: role, log group, experiment templates ------------------------------------------
@@ -271,7 +312,10 @@ resource "aws_cloudwatch_log_group" "fis" {
 }
 
 locals {
-  cr_alarm_arn = { for k, a in aws_cloudwatch_metric_alarm.chaos_stop : k => a.arn }
+  cr_alarm_arn = merge(
+    { for k, a in aws_cloudwatch_metric_alarm.chaos_stop : k => a.arn },
+    { quote_latency = aws_cloudwatch_metric_alarm.chaos_stop_quote_latency.arn },
+  )
 }
 
 # rq-queue: 200 ms towards Redis on one worker task for 5 min, then one worker task stopped.

@@ -1,6 +1,8 @@
 # uptime-probe: every minute, probes the health endpoints and publishes the api_availability
 # SLI, errors and latency as EMF; infra/slo_alarms.tf (generated from infra/slo/slos.json)
-# alarms on them. (docs/uptime-probe.md, docs/slo.md)
+# alarms on them. Every 15 minutes ({"kind": "error_budget"}) it reads the SLI sums back
+# (GetMetricData) and publishes error_budget_remaining_percent per SLO in
+# <metrics_namespace>/SLO, which chaos-runner's gate reads. (docs/uptime-probe.md, docs/slo.md)
 
 # ---- Variables (this function only) ---------------------------------------------------
 
@@ -44,6 +46,12 @@ variable "uptime_probe_schedule_enabled" {
   default     = true
 }
 
+variable "uptime_probe_error_budget_schedule_enabled" {
+  description = "false stops publishing error_budget_remaining_percent (chaos-runner's gate then skips every experiment: budget unknown)."
+  type        = bool
+  default     = true
+}
+
 # ---- Function -------------------------------------------------------------------------
 
 locals {
@@ -54,12 +62,12 @@ locals {
 }
 
 data "aws_iam_policy_document" "uptime_probe" {
-  # The probe calls no AWS API (metrics are EMF log lines); the module adds logs and X-Ray.
-  # An IAM policy needs one statement: this one denies everything else explicitly.
+  #checkov:skip=CKV_AWS_356:cloudwatch:GetMetricData does not support resource-level permissions.
+  # The probes call no AWS API (metrics are EMF log lines); the module adds logs and X-Ray.
+  # The error_budget kind reads the SLI sums back with GetMetricData.
   statement {
-    sid       = "NoAwsCalls"
-    effect    = "Deny"
-    actions   = ["s3:*"]
+    sid       = "ReadSliMetrics"
+    actions   = ["cloudwatch:GetMetricData"]
     resources = ["*"]
   }
 }
@@ -162,6 +170,40 @@ resource "aws_scheduler_schedule" "uptime_probe" {
     retry_policy {
       maximum_event_age_in_seconds = 60
       maximum_retry_attempts       = 0
+    }
+
+    dead_letter_config {
+      arn = module.uptime_probe.dlq_arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.up_scheduler]
+}
+
+# ---- Schedule: the error budget every 15 minutes ----------------------------------------
+
+resource "aws_scheduler_schedule" "uptime_probe_error_budget" {
+  #checkov:skip=CKV_AWS_297:The input holds no secrets (the invocation kind); Scheduler encrypts it with an AWS owned key.
+  name                         = "${local.up_name}-error-budget"
+  description                  = "Error budget of every SLO (error_budget_remaining_percent) every 15 minutes"
+  schedule_expression          = "rate(15 minutes)"
+  schedule_expression_timezone = "UTC"
+  state                        = var.uptime_probe_error_budget_schedule_enabled ? "ENABLED" : "DISABLED"
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = module.uptime_probe.function_arn
+    role_arn = aws_iam_role.up_scheduler.arn
+
+    input = jsonencode({ kind = "error_budget" })
+
+    # A missed run is recomputed whole by the next one, 15 minutes later.
+    retry_policy {
+      maximum_event_age_in_seconds = 300
+      maximum_retry_attempts       = 1
     }
 
     dead_letter_config {

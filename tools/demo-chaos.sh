@@ -35,8 +35,9 @@ for a in chaos-stop-api-availability chaos-stop-rq-backlog; do
   aws_ cloudwatch put-metric-alarm --alarm-name "$a" --namespace PlatformPlaybook --metric-name api_availability \
     --statistic Average --period 60 --evaluation-periods 1 --threshold 99 --comparison-operator LessThanThreshold
 done
-aws_ cloudwatch put-metric-data --namespace PlatformPlaybook --metric-name rq_backlog \
-  --dimensions queue=default --value 7
+# worker-scaler's backlog with its full dimension set (docs/signals.json), as the rq-queue probe reads it.
+aws_ cloudwatch put-metric-data --namespace PlatformPlaybook --metric-name worker_backlog_total \
+  --dimensions environment=local,function=worker-scaler-local --value 7
 aws_ cloudwatch describe-alarms --alarm-names chaos-stop-api-availability chaos-stop-rq-backlog \
   --query 'MetricAlarms[].[AlarmName,StateValue]' --output text | sed 's/^/  /'
 

@@ -58,6 +58,13 @@ impl Emf {
         }
     }
 
+    /// Replaces the namespace (default `METRICS_NAMESPACE`), e.g. `PlatformPlaybook/SLO` for
+    /// derived series that other tools read by name.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
     pub fn dimension(mut self, name: &str, value: &str) -> Self {
         self.dimensions.push((name.into(), value.into()));
         self
@@ -153,6 +160,17 @@ impl DocumentedMetrics {
 ///
 /// On the first metric that is not documented so, naming it (it is an assertion).
 pub fn assert_documented(doc_markdown: &str, doc_name: &str, emitted: &[Emf]) -> DocumentedMetrics {
+    check_documented(doc_markdown, doc_name, emitted, Some(&signal_catalogue()))
+}
+
+/// [`assert_documented`], with the catalogue check only when `catalogue` is given (this
+/// module's own tests document made-up metrics).
+fn check_documented(
+    doc_markdown: &str,
+    doc_name: &str,
+    emitted: &[Emf],
+    catalogue: Option<&[Value]>,
+) -> DocumentedMetrics {
     let errors = error_document(
         &CommonConfig {
             function_name: "function".into(),
@@ -190,11 +208,60 @@ pub fn assert_documented(doc_markdown: &str, doc_name: &str, emitted: &[Emf]) ->
                     "{name} has dimension {d}, which {doc_name} does not name: {row}"
                 );
             }
+            if let Some(catalogue) = catalogue {
+                assert_catalogued(catalogue, doc_name, doc, name, unit);
+            }
             out.names.insert(name.clone());
             out.occurrences += 1;
         }
     }
     out
+}
+
+/// docs/signals.json, the signal catalogue every consumer is checked against
+/// (crates/iac-check). Read from the source tree: only tests call it.
+fn signal_catalogue() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/signals.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    v["metrics"].as_array().cloned().unwrap_or_default()
+}
+
+/// The emitted document's exact dimension set, unit and namespace family must be a catalogue
+/// entry of this producer (the entry whose `doc` is the producer's docs page): consumers are
+/// checked against the catalogue, so a document it does not list is one no check covers.
+fn assert_catalogued(catalogue: &[Value], doc_name: &str, doc: &Emf, name: &str, unit: &str) {
+    let dims: BTreeSet<&str> = doc.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+    let slo = doc.namespace.ends_with("/SLO");
+    let entries: Vec<&Value> = catalogue
+        .iter()
+        .filter(|m| m["name"] == name && m["doc"] == doc_name)
+        .collect();
+    assert!(
+        !entries.is_empty(),
+        "{name} (documented in {doc_name}) is not in docs/signals.json with \"doc\": \"{doc_name}\""
+    );
+    let matches = entries.iter().any(|m| {
+        let sets = m["dimensions"].as_array().cloned().unwrap_or_default();
+        m["unit"] == unit
+            && m["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("/SLO")
+                == slo
+            && sets.iter().any(|set| {
+                let set: BTreeSet<&str> = set
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                set == dims
+            })
+    });
+    assert!(
+        matches,
+        "{name} is emitted with unit {unit} and dimensions {dims:?} in namespace {}, which docs/signals.json does not list for {doc_name}: {entries:?}",
+        doc.namespace
+    );
 }
 
 #[cfg(test)]
@@ -257,7 +324,7 @@ mod tests {
         let mut b = Emf::new(&c);
         b.metric("runs", 2.0, Unit::Count)
             .metric("run_seconds", 1.5, Unit::Seconds);
-        let seen = assert_documented(DOC, "DOC", &[a, b]);
+        let seen = check_documented(DOC, "DOC", &[a, b], None);
         assert_eq!(
             seen.occurrences, 4,
             "runs twice, run_seconds, function_errors"
@@ -268,7 +335,7 @@ mod tests {
         );
         assert!(seen.contains("function_errors"));
         // function_errors is checked even when nothing else is emitted.
-        assert_eq!(assert_documented(DOC, "DOC", &[]).occurrences, 1);
+        assert_eq!(check_documented(DOC, "DOC", &[], None).occurrences, 1);
     }
 
     #[test]
@@ -276,7 +343,7 @@ mod tests {
     fn an_undocumented_metric_fails() {
         let mut e = Emf::new(&common());
         e.metric("runs_total", 1.0, Unit::Count);
-        assert_documented(DOC, "DOC", &[e]);
+        check_documented(DOC, "DOC", &[e], None);
     }
 
     #[test]
@@ -284,7 +351,7 @@ mod tests {
     fn a_wrong_unit_fails() {
         let mut e = Emf::new(&common());
         e.metric("run_seconds", 1.0, Unit::Milliseconds);
-        assert_documented(DOC, "DOC", &[e]);
+        check_documented(DOC, "DOC", &[e], None);
     }
 
     #[test]
@@ -292,13 +359,13 @@ mod tests {
     fn an_undocumented_dimension_fails() {
         let mut e = Emf::new(&common()).dimension("prefix", "p/");
         e.metric("run_seconds", 1.0, Unit::Seconds);
-        assert_documented(DOC, "DOC", &[e]);
+        check_documented(DOC, "DOC", &[e], None);
     }
 
     #[test]
     #[should_panic(expected = "metric function_errors is not documented in DOC")]
     fn an_undocumented_function_errors_fails() {
-        assert_documented("| `runs` | Count | — | runs |", "DOC", &[]);
+        check_documented("| `runs` | Count | — | runs |", "DOC", &[], None);
     }
 
     #[test]
@@ -310,5 +377,52 @@ mod tests {
             v["_aws"]["CloudWatchMetrics"][0]["Metrics"],
             json!([{"Name": "function_errors", "Unit": "Count"}])
         );
+    }
+
+    #[test]
+    fn an_emitted_dimension_set_must_be_in_the_catalogue() {
+        let catalogue = signal_catalogue();
+        let mut ok = Emf::new(&common());
+        ok.metric("manifest_drift_ratio", 0.1, Unit::None);
+        assert_catalogued(
+            &catalogue,
+            "docs/observability.md",
+            &ok,
+            "manifest_drift_ratio",
+            "None",
+        );
+        let mut per_prefix = Emf::new(&common()).dimension("prefix", "exports/");
+        per_prefix.metric("manifest_drift_ratio", 0.1, Unit::None);
+        assert_catalogued(
+            &catalogue,
+            "docs/observability.md",
+            &per_prefix,
+            "manifest_drift_ratio",
+            "None",
+        );
+        // One dimension more than the catalogue lists: a consumer reading the listed set
+        // would see nothing of it.
+        let mut extra = Emf::new(&common()).dimension("bucket", "b");
+        extra.metric("manifest_drift_ratio", 0.1, Unit::None);
+        let caught = std::panic::catch_unwind(|| {
+            assert_catalogued(
+                &catalogue,
+                "docs/observability.md",
+                &extra,
+                "manifest_drift_ratio",
+                "None",
+            )
+        });
+        assert!(caught.is_err());
+        let wrong_unit = std::panic::catch_unwind(|| {
+            assert_catalogued(
+                &catalogue,
+                "docs/observability.md",
+                &ok,
+                "manifest_drift_ratio",
+                "Count",
+            )
+        });
+        assert!(wrong_unit.is_err());
     }
 }

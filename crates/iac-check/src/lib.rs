@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod iam;
+pub mod signals;
 pub mod source;
 pub mod tf;
 

@@ -283,3 +283,306 @@ fn dashboards_use_only_documented_metrics() {
         "infra/dashboards.tf shows metrics no docs/*.md metric table lists: {missing:?}"
     );
 }
+
+// ---- The signal catalogue (docs/signals.json) against every consumer ---------------------
+
+mod signals {
+    use std::collections::BTreeSet;
+    use std::sync::OnceLock;
+
+    use iac_check::check;
+    use iac_check::repo_root;
+    use iac_check::signals::{self, Catalogue, Consumer, Plan};
+
+    const ENVS: [&str; 3] = ["dev", "staging", "prod"];
+
+    fn plans() -> &'static [Plan] {
+        static PLANS: OnceLock<Vec<Plan>> = OnceLock::new();
+        PLANS.get_or_init(|| match signals::load_plans(&repo_root(), &ENVS) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        })
+    }
+
+    fn catalogue() -> Catalogue {
+        Catalogue::load(&repo_root()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Everything wrong with one planned environment's consumers.
+    fn problems(cat: &Catalogue, plan: &Plan) -> Vec<String> {
+        let repo = repo_root();
+        let mut consumers: Vec<Consumer> = plan.consumers();
+        consumers.extend(signals::registry_consumers(&repo, &plan.environment));
+        let mut out: Vec<String> = consumers
+            .iter()
+            .filter_map(|c| signals::check_consumer(cat, plan, c))
+            .collect();
+        let alarms = plan.alarm_names();
+        for (source, name) in plan.composite_references() {
+            if !alarms.contains(&name) {
+                out.push(format!(
+                    "{source}: composite rule names alarm {name}, which is not planned"
+                ));
+            }
+        }
+        // The chaos registry's stop conditions exist wherever chaos-runner is deployed.
+        let stop = signals::registry_stop_alarms(&repo);
+        let deployed = plan
+            .values("aws_lambda_function", "function_name")
+            .contains(&format!("chaos-runner-{}", plan.environment));
+        if deployed {
+            for a in &stop {
+                if !alarms.contains(a) {
+                    out.push(format!(
+                        "{}: events/chaos-runner/experiments.json names stop-condition alarm {a}, which is not planned",
+                        plan.environment
+                    ));
+                }
+            }
+        }
+        out.extend(signals::check_stop_alarm_missing_data(
+            cat, &consumers, &stop,
+        ));
+        out
+    }
+
+    #[test]
+    fn every_consumer_reads_what_a_producer_emits() {
+        let cat = catalogue();
+        let mut all = vec![];
+        let mut read = 0;
+        for plan in plans() {
+            read += plan.consumers().len();
+            all.extend(problems(&cat, plan));
+        }
+        assert!(read > 100, "only {read} consumers found in the plans");
+        assert!(
+            all.is_empty(),
+            "{} consumer(s) read what no producer emits (docs/signals.json, docs/observability.md):\n  - {}",
+            all.len(),
+            all.join("\n  - ")
+        );
+    }
+
+    /// The catalogue itself: producers exist, each function's entries are on its docs page.
+    #[test]
+    fn the_catalogue_names_real_producers_and_documented_metrics() {
+        let repo = repo_root();
+        let functions = check::function_names(&repo);
+        let mut wrong = vec![];
+        for s in catalogue().signals {
+            let known = functions.contains(&s.producer)
+                || s.producer == "aws"
+                || s.producer.starts_with("outside:");
+            if !known {
+                wrong.push(format!(
+                    "{}: producer {} is no function, `aws` or `outside:<who>`",
+                    s.name, s.producer
+                ));
+            }
+            if s.producer == "aws" && s.requires.is_none() && !s.namespace.starts_with("AWS/") {
+                wrong.push(format!("{}: an aws producer outside AWS/*", s.name));
+            }
+            if functions.contains(&s.producer) {
+                let page = std::fs::read_to_string(repo.join(&s.doc)).unwrap_or_default();
+                if !page.contains(&format!("| `{}` |", s.name)) {
+                    wrong.push(format!("{} ({}): no row in {}", s.name, s.producer, s.doc));
+                }
+                if s.dimensions
+                    .iter()
+                    .any(|d| !d.contains("function") || !d.contains("environment"))
+                {
+                    wrong.push(format!(
+                        "{}: every EMF document carries function and environment",
+                        s.name
+                    ));
+                }
+            }
+        }
+        for f in &functions {
+            if !catalogue()
+                .signals
+                .iter()
+                .any(|s| &s.producer == f && s.name == "function_errors")
+            {
+                wrong.push(format!(
+                    "{f}: function_errors (emitted by the shared Lambda adapter) is not catalogued"
+                ));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "docs/signals.json:\n  - {}",
+            wrong.join("\n  - ")
+        );
+    }
+
+    /// The mismatches issue 16 found, put back into a copy of the prod plan and the registry:
+    /// each must be caught, naming what is wrong.
+    #[test]
+    fn the_check_catches_each_known_mismatch() {
+        let cat = catalogue();
+        let prod = plans()
+            .iter()
+            .find(|p| p.environment == "prod")
+            .expect("prod plan");
+        let mut json = prod.json.clone();
+        // No S3 metrics configuration: 5xxErrors FilterId=EntireBucket is never published.
+        if let Some(rcs) = json["resource_changes"].as_array_mut() {
+            rcs.retain(|rc| rc["type"] != "aws_s3_bucket_metric");
+        }
+        let broken = Plan {
+            environment: "prod".into(),
+            json,
+        };
+        let consumer = |name: &str, ns: &str, dims: &[(&str, &str)]| Consumer {
+            source: "test".into(),
+            namespace: ns.into(),
+            name: name.into(),
+            dimensions: dims
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            treat_missing_data: Some("notBreaching".into()),
+            alarm_name: Some("chaos-stop-api-availability".into()),
+            from_registry: false,
+        };
+        let cases = [
+            (
+                consumer("rq_backlog", "PlatformPlaybook", &[("queue", "default")]),
+                "no producer",
+            ),
+            (
+                consumer(
+                    "quote_latency_good_ratio_percent",
+                    "PlatformPlaybook/SLO",
+                    &[],
+                ),
+                "no producer",
+            ),
+            (
+                consumer(
+                    "api_availability",
+                    "PlatformPlaybook",
+                    &[("environment", "prod")],
+                ),
+                "dimension set {environment} is never emitted",
+            ),
+            (
+                consumer(
+                    "worker_backlog",
+                    "PlatformPlaybook",
+                    &[("environment", "prod"), ("function", "worker-scaler-prod")],
+                ),
+                "dimension set {environment, function} is never emitted",
+            ),
+            (
+                consumer(
+                    "error_budget_remaining_percent",
+                    "PlatformPlaybook/SLO",
+                    &[("slo", "api_availability")],
+                ),
+                "dimension set {slo} is never emitted",
+            ),
+            (
+                consumer(
+                    "api_availability",
+                    "PlatformPlaybook",
+                    &[
+                        ("environment", "prod"),
+                        ("function", "uptime-probe"),
+                        ("target", "api"),
+                    ],
+                ),
+                "function=uptime-probe, but api_availability is emitted by uptime-probe-prod",
+            ),
+            (
+                consumer(
+                    "s3_cost_estimate_dollars",
+                    "PlatformPlaybook",
+                    &[
+                        ("environment", "prod"),
+                        ("function", "export-compressor-prod"),
+                    ],
+                ),
+                "is never emitted",
+            ),
+        ];
+        for (c, expected) in &cases {
+            let found = signals::check_consumer(&cat, prod, c);
+            assert!(
+                found.as_deref().is_some_and(|f| f.contains(expected)),
+                "{c}: expected a finding with {expected:?}, got {found:?}"
+            );
+        }
+        let s3 = consumer(
+            "5xxErrors",
+            "AWS/S3",
+            &[("BucketName", "REPLACE"), ("FilterId", "EntireBucket")],
+        );
+        let bucket = prod
+            .values("aws_s3_bucket_metric", "bucket")
+            .into_iter()
+            .next()
+            .expect("prod plans an aws_s3_bucket_metric");
+        let s3 = Consumer {
+            dimensions: [
+                ("BucketName".to_string(), bucket),
+                ("FilterId".to_string(), "EntireBucket".to_string()),
+            ]
+            .into(),
+            ..s3
+        };
+        assert_eq!(signals::check_consumer(&cat, prod, &s3), None);
+        let found = signals::check_consumer(&cat, &broken, &s3).unwrap_or_default();
+        assert!(
+            found.contains("only for a declared aws_s3_bucket_metric"),
+            "{found}"
+        );
+        // A stop alarm on a continuous signal that treats missing data as fine.
+        let stop: BTreeSet<String> = ["chaos-stop-api-availability".to_string()].into();
+        let c = consumer(
+            "api_availability",
+            "PlatformPlaybook",
+            &[
+                ("environment", "prod"),
+                ("function", "uptime-probe-prod"),
+                ("target", "api"),
+            ],
+        );
+        let found = signals::check_stop_alarm_missing_data(&cat, &[c], &stop);
+        assert!(
+            found.iter().any(|f| f.contains("use breaching")),
+            "{found:?}"
+        );
+    }
+    /// docs/observability.md's catalogue table is docs/signals.json with the prod plan's readers.
+    /// `SIGNALS_WRITE=1 cargo test -p iac-check --test consistency catalogue_table` rewrites it.
+    #[test]
+    fn the_catalogue_table_in_the_docs_is_current() {
+        let repo = repo_root();
+        let cat = catalogue();
+        let prod = plans()
+            .iter()
+            .find(|p| p.environment == "prod")
+            .expect("prod plan");
+        let mut consumers = prod.consumers();
+        consumers.extend(signals::registry_consumers(&repo, "prod"));
+        let table = signals::render_markdown(&cat, prod, &consumers);
+        let path = repo.join("docs/observability.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/observability.md");
+        let (begin, end) = ("<!-- signals:begin -->\n", "<!-- signals:end -->");
+        let (Some(a), Some(b)) = (doc.find(begin), doc.find(end)) else {
+            panic!("docs/observability.md has no {begin:?} ... {end:?} section");
+        };
+        let current = &doc[a + begin.len()..b];
+        if current != table {
+            if std::env::var("SIGNALS_WRITE").is_ok_and(|v| v == "1") {
+                let new = format!("{}{table}{}", &doc[..a + begin.len()], &doc[b..]);
+                std::fs::write(&path, new).expect("write docs/observability.md");
+            } else {
+                panic!("docs/observability.md's signal catalogue is stale: run SIGNALS_WRITE=1 cargo test -p iac-check --test consistency the_catalogue_table");
+            }
+        }
+    }
+}

@@ -94,8 +94,11 @@ pub fn template(e: &Experiment, t: &TemplateInfo) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Every stop-condition alarm must exist and none may already be in ALARM: FIS would stop at
-/// once, and the system is not in its steady state.
+/// Every stop-condition alarm must exist, none may already be in ALARM (FIS would stop at
+/// once, and the system is not in its steady state), and none may be in INSUFFICIENT_DATA:
+/// FIS stops an experiment only when an alarm goes to ALARM, and an alarm that has no
+/// datapoint to evaluate (a metric nothing emits with those dimensions, a producer that is
+/// down) never will, so the experiment would run unguarded.
 pub fn alarms(e: &Experiment, states: &BTreeMap<String, String>) -> Result<(), Refusal> {
     for s in &e.stop_conditions {
         match states.get(&s.alarm).map(String::as_str) {
@@ -109,6 +112,15 @@ pub fn alarms(e: &Experiment, states: &BTreeMap<String, String>) -> Result<(), R
                 return refuse(
                     "stop_condition_in_alarm",
                     format!("stop-condition alarm {} is already in ALARM", s.alarm),
+                )
+            }
+            Some("INSUFFICIENT_DATA") => {
+                return refuse(
+                    "stop_condition_no_data",
+                    format!(
+                        "stop-condition alarm {} is in INSUFFICIENT_DATA: it has no datapoint to evaluate, so it cannot stop the experiment (check that its metric is emitted with exactly the alarm's dimensions)",
+                        s.alarm
+                    ),
                 )
             }
             Some(_) => {}
@@ -227,6 +239,21 @@ mod tests {
             alarms(&e, &states).unwrap_err().code,
             "stop_condition_in_alarm"
         );
+        states.insert(name.clone(), "INSUFFICIENT_DATA".into());
+        let r = alarms(&e, &states).unwrap_err();
+        assert_eq!(r.code, "stop_condition_no_data");
+        assert!(r.detail.contains(&name), "{r:?}");
+        // Any one alarm without data refuses, whichever of the list it is.
+        states.insert(name.clone(), "OK".into());
+        let last = e.stop_conditions.last().unwrap().alarm.clone();
+        assert_ne!(last, name, "the sample has two stop conditions");
+        states.insert(last.clone(), "INSUFFICIENT_DATA".into());
+        assert_eq!(
+            alarms(&e, &states).unwrap_err().code,
+            "stop_condition_no_data"
+        );
+        states.insert(last, "OK".into());
+        assert!(alarms(&e, &states).is_ok());
         states.remove(&name);
         assert_eq!(
             alarms(&e, &states).unwrap_err().code,

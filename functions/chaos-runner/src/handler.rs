@@ -35,7 +35,8 @@ impl Deps<AwsChaos, S3Store> {
         let settings = Settings::from_vars(&vars)?;
         let clients = AwsClients::load(AwsSettings::from_vars(&vars)?).await;
         let store = S3Store::new(clients.s3());
-        let registry = load_registry(&settings.registry_source, &store).await?;
+        let registry =
+            load_registry(&settings.registry_source, &store, &common.environment).await?;
         Ok(Deps {
             common,
             settings,
@@ -46,11 +47,13 @@ impl Deps<AwsChaos, S3Store> {
     }
 }
 
-/// The registry from where `CHAOS_EXPERIMENTS` says; a bad file fails the cold start with the
-/// field at fault.
+/// The registry from where `CHAOS_EXPERIMENTS` says, with `${environment}` in its metric
+/// namespaces and dimension values replaced by `environment` (the function's ENVIRONMENT); a
+/// bad file fails the cold start with the field at fault.
 pub async fn load_registry<S: ObjectStore>(
     source: &RegistrySource,
     store: &S,
+    environment: &str,
 ) -> Result<Registry, SuiteError> {
     let (text, origin) = match source {
         RegistrySource::Embedded => (
@@ -78,7 +81,7 @@ pub async fn load_registry<S: ObjectStore>(
             )
         }
     };
-    Registry::parse(&text).map_err(|e| SuiteError::Config {
+    Registry::parse_for(&text, environment).map_err(|e| SuiteError::Config {
         var: "CHAOS_EXPERIMENTS".into(),
         problem: format!("{origin}: field `{}`: {}", e.field, e.problem),
     })
@@ -393,6 +396,50 @@ mod tests {
             n += 1;
         }
         assert!(n >= 6, "expected the samples, found {n}");
+    }
+
+    /// The cold start substitutes the function's ENVIRONMENT, and a bad placeholder fails it
+    /// with the origin, the field and the fix.
+    #[tokio::test]
+    async fn the_loaded_registry_is_the_environments() {
+        // Never called: the embedded and file sources do not read S3.
+        let store = S3Store::new(aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .build(),
+        ));
+        let r = load_registry(&RegistrySource::Embedded, &store, "prod")
+            .await
+            .unwrap();
+        let q = r.experiments[0].steady_state[1].metric.as_ref().unwrap();
+        assert_eq!(q.dimensions["function"], "worker-scaler-prod");
+        assert_eq!(q.dimensions["environment"], "prod");
+
+        let mut v: Value = serde_json::from_str(EMBEDDED_REGISTRY).unwrap();
+        v["experiments"][0]["steady_state"][1]["metric"]["dimensions"]["function"] =
+            "worker-scaler-${stage}".into();
+        let path = std::env::temp_dir().join(format!(
+            "chaos-runner-placeholder-{}.json",
+            std::process::id()
+        ));
+        std::fs::write(&path, v.to_string()).unwrap();
+        let p = path.to_string_lossy().to_string();
+        let e = load_registry(&RegistrySource::File(p.clone()), &store, "staging")
+            .await
+            .unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(e, SuiteError::Config { .. }), "{e:?}");
+        let msg = e.to_string();
+        for part in [
+            "CHAOS_EXPERIMENTS",
+            p.as_str(),
+            "field `experiments[0].steady_state[1].metric.dimensions.function`",
+            "unknown placeholder `${stage}`",
+            "use ${environment}",
+        ] {
+            assert!(msg.contains(part), "{part:?} in {msg}");
+        }
     }
 
     fn summary(outcome: Outcome) -> RunSummary {

@@ -1,7 +1,9 @@
 //! The experiment registry: every experiment is pre-registered in a JSON file (hypothesis,
 //! blast radius, owner rotation, stop conditions, steady-state probes, FIS template) before the
 //! runner may start it. Parsing names the field at fault (`experiments[2].stop_conditions`),
-//! and an experiment without a stop condition is refused here, at cold start.
+//! and an experiment without a stop condition is refused here, at cold start. Metric queries
+//! may write `${environment}` in their namespace and dimension values; [`Registry::parse_for`]
+//! substitutes the runner's ENVIRONMENT, and an unknown placeholder names its field.
 
 use std::collections::BTreeMap;
 
@@ -222,8 +224,26 @@ fn parse_month(s: &str) -> Option<(i32, u32)> {
 }
 
 impl Registry {
-    /// Parses and validates. Serde errors carry the JSON path (serde_path_to_error).
+    /// Parses and validates the file as written: placeholders are checked (an unknown one is an
+    /// error) but `${environment}` is left in place. For checking the file; the runner reads
+    /// it with [`Registry::parse_for`]. Serde errors carry the JSON path (serde_path_to_error).
     pub fn parse(text: &str) -> Result<Registry, RegistryError> {
+        let mut reg = Self::deserialize_text(text)?;
+        reg.substitute(None)?;
+        reg.validate()?;
+        Ok(reg)
+    }
+
+    /// Parses, substitutes `${environment}` with `environment` (the runner's ENVIRONMENT) in
+    /// metric namespaces and dimension values, and validates.
+    pub fn parse_for(text: &str, environment: &str) -> Result<Registry, RegistryError> {
+        let mut reg = Self::deserialize_text(text)?;
+        reg.substitute(Some(environment))?;
+        reg.validate()?;
+        Ok(reg)
+    }
+
+    fn deserialize_text(text: &str) -> Result<Registry, RegistryError> {
         let de = &mut serde_json::Deserializer::from_str(text);
         let reg: Registry = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -237,8 +257,45 @@ impl Registry {
                 inner.to_string(),
             )
         })?;
-        reg.validate()?;
         Ok(reg)
+    }
+
+    /// Every metric query: the error-budget source and each probe's, with its JSON path.
+    fn metric_queries_mut(&mut self) -> Vec<(String, &mut MetricQuery)> {
+        let mut out = vec![];
+        if let Some(ErrorBudgetGate {
+            source: BudgetSource::Metric(q),
+            ..
+        }) = &mut self.error_budget
+        {
+            out.push(("error_budget.source.metric".to_string(), q));
+        }
+        for (i, e) in self.experiments.iter_mut().enumerate() {
+            for (j, p) in e.steady_state.iter_mut().enumerate() {
+                if let Some(q) = &mut p.metric {
+                    out.push((format!("experiments[{i}].steady_state[{j}].metric"), q));
+                }
+            }
+        }
+        out
+    }
+
+    /// `${environment}` in metric namespaces and dimension values becomes `environment`
+    /// (`None`: only checked). Any other placeholder, or one where nothing is substituted (the
+    /// metric name, a dimension name), is an error naming the field.
+    fn substitute(&mut self, environment: Option<&str>) -> Result<(), RegistryError> {
+        for (f, q) in self.metric_queries_mut() {
+            q.namespace = fill(&q.namespace, environment, &format!("{f}.namespace"))?;
+            no_placeholder(&q.name, &format!("{f}.name"))?;
+            let mut dims = BTreeMap::new();
+            for (k, v) in &q.dimensions {
+                let field = format!("{f}.dimensions.{k}");
+                no_placeholder(k, &field)?;
+                dims.insert(k.clone(), fill(v, environment, &field)?);
+            }
+            q.dimensions = dims;
+        }
+        Ok(())
     }
 
     pub fn experiment(&self, name: &str) -> Option<&Experiment> {
@@ -358,6 +415,53 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// The placeholder the runner fills in: its own ENVIRONMENT.
+pub const ENVIRONMENT_PLACEHOLDER: &str = "${environment}";
+
+const PLACEHOLDER_FIX: &str =
+    "the only placeholder is ${environment} (the runner's ENVIRONMENT); write the value out or use ${environment}";
+
+/// `value` with each `${environment}` replaced by `environment` (kept when `None`); an
+/// unknown or unclosed `${...}` is an error for `field`.
+fn fill(value: &str, environment: Option<&str>, field: &str) -> Result<String, RegistryError> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(err(
+                field,
+                format!("{value:?} has an unclosed placeholder `${{`; {PLACEHOLDER_FIX}"),
+            ));
+        };
+        let name = &after[..end];
+        if name != "environment" {
+            return Err(err(
+                field,
+                format!("{value:?}: unknown placeholder `${{{name}}}`; {PLACEHOLDER_FIX}"),
+            ));
+        }
+        out.push_str(environment.unwrap_or(ENVIRONMENT_PLACEHOLDER));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Fields where nothing is substituted must not look as if something would be.
+fn no_placeholder(value: &str, field: &str) -> Result<(), RegistryError> {
+    if value.contains("${") {
+        return Err(err(
+            field,
+            format!(
+                "{value:?}: placeholders are substituted only in a metric's namespace and dimension values; write the value out"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_metric(q: &MetricQuery, f: &str) -> Result<(), RegistryError> {
@@ -507,6 +611,114 @@ mod tests {
         assert_eq!(e.field, "rotations.platform-sre.anchor_month");
         let e = Registry::parse("{").unwrap_err();
         assert!(!e.problem.is_empty());
+    }
+
+    #[test]
+    fn environment_is_substituted_in_metric_namespaces_and_dimensions() {
+        let r = Registry::parse_for(&sample_text(), "staging").unwrap();
+        let backlog = r.experiments[0].steady_state[1].metric.as_ref().unwrap();
+        assert_eq!(backlog.name, "worker_backlog_total");
+        assert_eq!(
+            backlog.dimensions,
+            BTreeMap::from([
+                ("environment".to_string(), "staging".to_string()),
+                ("function".to_string(), "worker-scaler-staging".to_string()),
+            ])
+        );
+        let Some(ErrorBudgetGate {
+            source: BudgetSource::Metric(budget),
+            ..
+        }) = &r.error_budget
+        else {
+            panic!("the sample's error budget reads a metric");
+        };
+        assert_eq!(budget.namespace, "PlatformPlaybook/SLO");
+        assert_eq!(
+            budget.dimensions,
+            BTreeMap::from([
+                ("environment".to_string(), "staging".to_string()),
+                ("function".to_string(), "uptime-probe-staging".to_string()),
+                ("slo".to_string(), "api-availability".to_string()),
+            ])
+        );
+        // Nothing is left unresolved anywhere in a metric query.
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("${"), "{text}");
+        // In the namespace too, several times in one value, and next to literal text.
+        let mut v: serde_json::Value = serde_json::from_str(&sample_text()).unwrap();
+        let m = &mut v["experiments"][0]["steady_state"][1]["metric"];
+        m["namespace"] = "Playbook/${environment}".into();
+        m["dimensions"]["pair"] = "${environment}-${environment}/x".into();
+        // `parse` checks the placeholders but keeps them.
+        let kept = Registry::parse(&v.to_string()).unwrap();
+        let m = kept.experiments[0].steady_state[1].metric.as_ref().unwrap();
+        assert_eq!(m.namespace, "Playbook/${environment}");
+        assert_eq!(m.dimensions["function"], "worker-scaler-${environment}");
+        let r = Registry::parse_for(&v.to_string(), "prod").unwrap();
+        let m = r.experiments[0].steady_state[1].metric.as_ref().unwrap();
+        assert_eq!(m.namespace, "Playbook/prod");
+        assert_eq!(m.dimensions["pair"], "prod-prod/x");
+        assert_eq!(m.dimensions["function"], "worker-scaler-prod");
+        // Text without placeholders is untouched.
+        let s3 = r.experiments[1].steady_state[1].metric.as_ref().unwrap();
+        assert_eq!(s3.dimensions["FilterId"], "EntireBucket");
+    }
+
+    #[test]
+    fn unknown_placeholders_name_the_field_and_the_fix() {
+        let parse_both = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(&sample_text()).unwrap();
+            f(&mut v);
+            let a = Registry::parse(&v.to_string()).unwrap_err();
+            let b = Registry::parse_for(&v.to_string(), "staging").unwrap_err();
+            assert_eq!(a, b, "parse and parse_for agree");
+            a
+        };
+        let e = parse_both(&|v| {
+            v["experiments"][0]["steady_state"][1]["metric"]["dimensions"]["function"] =
+                "worker-scaler-${env}".into()
+        });
+        assert_eq!(
+            e.field,
+            "experiments[0].steady_state[1].metric.dimensions.function"
+        );
+        assert!(e.problem.contains("unknown placeholder `${env}`"), "{e}");
+        assert!(
+            e.problem.contains("the only placeholder is ${environment}"),
+            "{e}"
+        );
+        let e = parse_both(&|v| {
+            v["error_budget"]["source"]["metric"]["dimensions"]["slo"] = "${slo}".into()
+        });
+        assert_eq!(e.field, "error_budget.source.metric.dimensions.slo");
+        assert!(e.problem.contains("`${slo}`"), "{e}");
+        let e = parse_both(&|v| {
+            v["experiments"][3]["steady_state"][1]["metric"]["namespace"] =
+                "AWS/${Environment}".into()
+        });
+        assert_eq!(e.field, "experiments[3].steady_state[1].metric.namespace");
+        let e = parse_both(&|v| {
+            v["experiments"][0]["steady_state"][1]["metric"]["dimensions"]["environment"] =
+                "${environment".into()
+        });
+        assert_eq!(
+            e.field,
+            "experiments[0].steady_state[1].metric.dimensions.environment"
+        );
+        assert!(e.problem.contains("unclosed"), "{e}");
+        // Where nothing is substituted, even `${environment}` is refused.
+        let e = parse_both(&|v| {
+            v["experiments"][0]["steady_state"][1]["metric"]["name"] =
+                "backlog_${environment}".into()
+        });
+        assert_eq!(e.field, "experiments[0].steady_state[1].metric.name");
+        assert!(e.problem.contains("only in a metric's namespace"), "{e}");
+        // The cold start's message carries the path and the fix.
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("experiments[0].steady_state[1].metric.name: "),
+            "{msg}"
+        );
     }
 
     #[test]

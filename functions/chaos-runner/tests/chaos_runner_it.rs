@@ -23,14 +23,17 @@ use suite_tests::{create_buckets, exclusive_moto, get, Moto};
 
 const BUCKET: &str = "chaos-reports";
 
-fn registry(url: &str, budget: Option<serde_json::Value>) -> Registry {
+/// The registry as the runner in `environment` reads it: `${environment}` in the metric
+/// dimensions is substituted (the backlog probe reads worker-scaler's full dimension set).
+fn registry(environment: &str, url: &str, budget: Option<serde_json::Value>) -> Registry {
     let mut rq_queue = fis::rq_queue(url);
     rq_queue["steady_state"]
         .as_array_mut()
         .expect("steady_state")
         .push(json!(
-            {"name": "backlog", "metric": {"namespace": "PlatformPlaybook", "name": "rq_backlog",
-             "dimensions": {"queue": "default"}, "stat": "Maximum", "period_seconds": 60, "lookback_minutes": 10},
+            {"name": "backlog", "metric": {"namespace": "PlatformPlaybook", "name": "worker_backlog_total",
+             "dimensions": {"environment": "${environment}", "function": "worker-scaler-${environment}"},
+             "stat": "Maximum", "period_seconds": 60, "lookback_minutes": 10},
              "tolerance": {"max": 100}}
         ));
     rq_queue["follow_ups"] = json!(["Check the intermediate list was requeued"]);
@@ -55,7 +58,7 @@ fn registry(url: &str, budget: Option<serde_json::Value>) -> Registry {
     if let Some(b) = budget {
         r["error_budget"] = b;
     }
-    Registry::parse(&r.to_string()).unwrap()
+    Registry::parse_for(&r.to_string(), environment).unwrap()
 }
 
 fn common(env: &str) -> CommonConfig {
@@ -98,24 +101,54 @@ async fn world(moto: &Moto) -> World {
     }
 }
 
-async fn backlog(w: &World, value: f64) {
+fn dims(pairs: &[(&str, &str)]) -> Vec<aws_sdk_cloudwatch::types::Dimension> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name(*k)
+                .value(*v)
+                .build()
+        })
+        .collect()
+}
+
+/// worker-scaler's `worker_backlog_total` as it emits it: dimensions exactly `environment`
+/// and `function` = `worker-scaler-<environment>`.
+async fn backlog(w: &World, environment: &str, value: f64) {
     w.cw.put_metric_data()
         .namespace("PlatformPlaybook")
         .metric_data(
             aws_sdk_cloudwatch::types::MetricDatum::builder()
-                .metric_name("rq_backlog")
-                .dimensions(
-                    aws_sdk_cloudwatch::types::Dimension::builder()
-                        .name("queue")
-                        .value("default")
-                        .build(),
-                )
+                .metric_name("worker_backlog_total")
+                .set_dimensions(Some(dims(&[
+                    ("environment", environment),
+                    ("function", &format!("worker-scaler-{environment}")),
+                ])))
                 .value(value)
                 .timestamp(aws_smithy_types::DateTime::from_secs(
                     chrono::Utc::now().timestamp(),
                 ))
                 .build(),
         )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A stop-condition alarm of a healthy system: created, then set to `OK`. AWS creates an
+/// alarm in `INSUFFICIENT_DATA` (moto's may start `OK`), and the runner refuses an alarm
+/// without data (`stop_condition_no_data`).
+async fn healthy_stop_alarm(w: &World, name: &str) {
+    put_stop_alarm(&w.cw, name).await;
+    alarm_state(w, name, aws_sdk_cloudwatch::types::StateValue::Ok).await;
+}
+
+async fn alarm_state(w: &World, name: &str, state: aws_sdk_cloudwatch::types::StateValue) {
+    w.cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason("test")
         .send()
         .await
         .unwrap();
@@ -183,10 +216,10 @@ async fn dry_run_follows_fis_to_completion_and_writes_journal_and_postmortem() {
     set_progression(moto, json!({"progression": "manual", "times": 1})).await;
     let w = world(moto).await;
     let (url, _) = health_server().await;
-    put_stop_alarm(&w.cw, "chaos-stop-api").await;
-    backlog(&w, 12.0).await;
+    healthy_stop_alarm(&w, "chaos-stop-api").await;
+    backlog(&w, "staging", 12.0).await;
     let template_id = template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
-    let reg = registry(&url, None);
+    let reg = registry("staging", &url, None);
     let (c, s) = (common("staging"), settings(50));
     let engine = Engine {
         port: &w.port,
@@ -337,8 +370,8 @@ async fn a_run_is_resumed_across_invocations() {
     set_progression(moto, json!({"progression": "manual", "times": 1})).await;
     let w = world(moto).await;
     let (url, status) = health_server().await;
-    put_stop_alarm(&w.cw, "chaos-stop-api").await;
-    backlog(&w, 3.0).await;
+    healthy_stop_alarm(&w, "chaos-stop-api").await;
+    backlog(&w, "staging", 3.0).await;
     template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
     template(
         &w,
@@ -347,7 +380,7 @@ async fn a_run_is_resumed_across_invocations() {
         "COUNT(1)",
     )
     .await;
-    let reg = registry(&url, None);
+    let reg = registry("staging", &url, None);
     let (c, s) = (common("staging"), settings(50));
     let engine = Engine {
         port: &w.port,
@@ -467,10 +500,10 @@ async fn a_running_experiment_is_stopped() {
     set_progression(moto, json!({"progression": "manual", "times": 1000})).await;
     let w = world(moto).await;
     let (url, _) = health_server().await;
-    put_stop_alarm(&w.cw, "chaos-stop-api").await;
-    backlog(&w, 3.0).await;
+    healthy_stop_alarm(&w, "chaos-stop-api").await;
+    backlog(&w, "dev", 3.0).await;
     template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
-    let reg = registry(&url, None);
+    let reg = registry("dev", &url, None);
     let (c, s) = (common("dev"), settings(50));
     let engine = Engine {
         port: &w.port,
@@ -534,18 +567,19 @@ async fn a_running_experiment_is_stopped() {
 }
 
 /// The safety rules: production, a template whose only stop condition is `none`, a template
-/// wider than the blast radius, an alarm already firing, a low error budget (given and from a
-/// CloudWatch metric), a steady state not met before. None of them starts an experiment.
+/// wider than the blast radius, an alarm already firing, an alarm without data, a low error
+/// budget (given and from a CloudWatch metric), a steady state not met before. None of them
+/// starts an experiment.
 #[tokio::test]
 async fn refusals_start_nothing() {
     let (_g, moto) = exclusive_moto().await;
     set_progression(moto, json!({"progression": "immediate"})).await;
     let w = world(moto).await;
     let (url, status) = health_server().await;
-    put_stop_alarm(&w.cw, "chaos-stop-api").await;
-    backlog(&w, 3.0).await;
+    healthy_stop_alarm(&w, "chaos-stop-api").await;
+    backlog(&w, "staging", 3.0).await;
     let s = settings(50);
-    let reg = registry(&url, None);
+    let reg = registry("staging", &url, None);
     let outcome = |resp: &Response| (resp.runs[0].outcome, resp.runs[0].refusal.clone());
 
     // No template yet.
@@ -670,16 +704,45 @@ async fn refusals_start_nothing() {
         outcome(&r),
         (Outcome::Refused, Some("stop_condition_in_alarm".into()))
     );
-    w.cw.set_alarm_state()
-        .alarm_name("chaos-stop-api")
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
-        .state_reason("test")
-        .send()
+
+    // The stop-condition alarm has no data (as AWS creates it, or its metric is not emitted):
+    // it could never fire, so nothing starts.
+    alarm_state(
+        &w,
+        "chaos-stop-api",
+        aws_sdk_cloudwatch::types::StateValue::InsufficientData,
+    )
+    .await;
+    let r = engine
+        .handle(next(&engine), "r", soon(10_000))
         .await
         .unwrap();
+    assert_eq!(
+        outcome(&r),
+        (Outcome::Refused, Some("stop_condition_no_data".into())),
+        "{r:?}"
+    );
+    assert!(
+        r.runs[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("chaos-stop-api is in INSUFFICIENT_DATA"),
+        "{r:?}"
+    );
+    let j = journal(&w, "2026-11", &r.runs[0].run_id).await;
+    assert_eq!(j.status, "aborted");
+    assert_eq!(j.refusal.as_deref(), Some("stop_condition_no_data"));
+    alarm_state(
+        &w,
+        "chaos-stop-api",
+        aws_sdk_cloudwatch::types::StateValue::Ok,
+    )
+    .await;
 
     // Error budget: a given value, then a CloudWatch metric.
     let gated = registry(
+        "staging",
         &url,
         Some(json!({"min_remaining_percent": 25, "source": {"value": 10}})),
     );
@@ -695,11 +758,42 @@ async fn refusals_start_nothing() {
         .await
         .unwrap();
     assert_eq!(outcome(&r), (Outcome::Skipped, Some("error_budget".into())));
+    // The source as the registry writes it: uptime-probe's full dimension set, with the
+    // environment substituted.
     let from_metric = registry(
+        "staging",
         &url,
         Some(json!({"min_remaining_percent": 25, "source": {"metric": {
-        "namespace": "PlatformPlaybook/SLO", "name": "error_budget_remaining_percent", "stat": "Minimum", "period_seconds": 60, "lookback_minutes": 60}}})),
+        "namespace": "PlatformPlaybook/SLO", "name": "error_budget_remaining_percent",
+        "dimensions": {"environment": "${environment}", "function": "uptime-probe-${environment}", "slo": "api-availability"},
+        "stat": "Minimum", "period_seconds": 60, "lookback_minutes": 60}}})),
     );
+    let budget = |environment: &'static str, value: f64| {
+        let cw = w.cw.clone();
+        async move {
+            cw.put_metric_data()
+                .namespace("PlatformPlaybook/SLO")
+                .metric_data(
+                    aws_sdk_cloudwatch::types::MetricDatum::builder()
+                        .metric_name("error_budget_remaining_percent")
+                        .set_dimensions(Some(dims(&[
+                            ("environment", environment),
+                            ("function", &format!("uptime-probe-{environment}")),
+                            ("slo", "api-availability"),
+                        ])))
+                        .value(value)
+                        .timestamp(aws_smithy_types::DateTime::from_secs(
+                            chrono::Utc::now().timestamp(),
+                        ))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    // Another environment's budget is not this one's.
+    budget("prod", 90.0).await;
     let engine_m = Engine {
         port: &w.port,
         store: &w.store,
@@ -714,22 +808,9 @@ async fn refusals_start_nothing() {
     assert_eq!(
         outcome(&r),
         (Outcome::Skipped, Some("error_budget_unknown".into())),
-        "no datapoint yet"
+        "no datapoint for staging yet (only prod's)"
     );
-    w.cw.put_metric_data()
-        .namespace("PlatformPlaybook/SLO")
-        .metric_data(
-            aws_sdk_cloudwatch::types::MetricDatum::builder()
-                .metric_name("error_budget_remaining_percent")
-                .value(12.5)
-                .timestamp(aws_smithy_types::DateTime::from_secs(
-                    chrono::Utc::now().timestamp(),
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    budget("staging", 12.5).await;
     let r = engine_m
         .handle(next(&engine_m), "r", soon(10_000))
         .await
@@ -762,6 +843,7 @@ async fn refusals_start_nothing() {
         "no_stop_condition",
         "blast_radius",
         "stop_condition_in_alarm",
+        "stop_condition_no_data",
         "error_budget",
     ] {
         assert!(
@@ -784,11 +866,11 @@ async fn refusals_start_nothing() {
 async fn http_probe_against_a_closed_port_fails_the_steady_state() {
     let (_g, moto) = exclusive_moto().await;
     let w = world(moto).await;
-    put_stop_alarm(&w.cw, "chaos-stop-api").await;
-    backlog(&w, 3.0).await;
+    healthy_stop_alarm(&w, "chaos-stop-api").await;
+    backlog(&w, "dev", 3.0).await;
     template(&w, "chaos-rq-queue", Some("chaos-stop-api"), "COUNT(1)").await;
     let closed = format!("http://127.0.0.1:{}/healthz", suite_tests::free_port());
-    let reg = registry(&closed, None);
+    let reg = registry("dev", &closed, None);
     let (c, s) = (common("dev"), settings(50));
     let engine = Engine {
         port: &w.port,

@@ -1,44 +1,88 @@
-//! The Lambda adapter: probe every configured target concurrently, one EMF document per
-//! target, one log line per probe, the results as the response.
+//! The Lambda adapter: by default probe every configured target concurrently, one EMF
+//! document per target, one log line per probe, the results as the response; with
+//! `{"kind": "error_budget"}` compute the SLOs' error budgets (`run::error_budget`).
 
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
 use shared::metrics::{Emf, Unit};
 use shared::SuiteError;
 
+use crate::budget::{resolve, SloSet, SLO_FILE};
 use crate::config::{Settings, Target};
+use crate::port::{CloudWatchReader, MetricReader};
 use crate::probe::{client, probe, ProbeResult};
+use crate::run::error_budget;
 
-pub struct Deps {
+pub struct Deps<M = CloudWatchReader> {
     pub common: CommonConfig,
     pub settings: Settings,
     pub http: reqwest::Client,
+    /// The compiled-in SLO file for this environment (the `error_budget` kind).
+    pub slos: SloSet,
+    /// CloudWatch reads for the `error_budget` kind.
+    pub metrics: M,
 }
 
-impl Deps {
-    pub fn from_env() -> Result<Self, SuiteError> {
+impl Deps<CloudWatchReader> {
+    /// Configuration, the SLO file and the clients: once per cold start.
+    pub async fn from_env() -> Result<Self, SuiteError> {
         let vars = Vars::from_process();
         let common = CommonConfig::from_vars(&vars, "uptime-probe")?;
         shared::telemetry::init(&common);
         let settings = Settings::from_vars(&vars)?;
+        let slos = load_slos(&common)?;
+        let clients = AwsClients::load(AwsSettings::from_vars(&vars)?).await;
         Ok(Deps {
             common,
             settings,
             http: client(),
+            slos,
+            metrics: CloudWatchReader::new(&clients),
         })
     }
 }
 
+/// The compiled-in SLO file resolved for `ENVIRONMENT`. The SLI metrics are read from
+/// `METRICS_NAMESPACE` (where this function emits them); a file namespace that differs is
+/// logged, not fatal.
+pub fn load_slos(common: &CommonConfig) -> Result<SloSet, SuiteError> {
+    let slos =
+        resolve(SLO_FILE, &common.environment).map_err(|e| SuiteError::Internal(e.to_string()))?;
+    if slos.namespace != common.metrics_namespace {
+        tracing::warn!(
+            file_namespace = %slos.namespace,
+            metrics_namespace = %common.metrics_namespace,
+            "the SLO file's namespace differs from METRICS_NAMESPACE; the error budget reads METRICS_NAMESPACE, where the probes' metrics are"
+        );
+    }
+    Ok(slos)
+}
+
+/// What an invocation does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InvocationKind {
+    /// Probe the targets (the default).
+    #[default]
+    Probe,
+    /// Compute the SLOs' error budgets and emit `error_budget_remaining_percent`.
+    ErrorBudget,
+}
+
 /// The manual payload; the schedule's payload (`{"source": "schedule"}`) and EventBridge
-/// "Scheduled Event"s probe everything.
+/// "Scheduled Event"s probe everything; `{"kind": "error_budget"}` computes the budgets.
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
+    /// `probe` (default) or `error_budget`.
+    #[serde(default)]
+    pub kind: InvocationKind,
     pub source: Option<String>,
     pub scheduled_time: Option<String>,
-    /// Probe only these targets (by name).
+    /// Probe only these targets (by name); `kind` `probe` only.
     pub targets: Option<Vec<String>>,
 }
 
@@ -46,13 +90,21 @@ pub fn parse_event(v: &Value) -> Result<Request, SuiteError> {
     if v.is_null() || v.get("detail-type").is_some() {
         return Ok(Request::default());
     }
-    serde_json::from_value(v.clone()).map_err(|e| {
+    let req: Request = serde_json::from_value(v.clone()).map_err(|e| {
         SuiteError::invalid(
             "payload",
             e.to_string(),
-            "send {\"source\": \"schedule\"}, {} or {\"targets\": [\"api\"]}",
+            "send {\"source\": \"schedule\"}, {}, {\"targets\": [\"api\"]} or {\"kind\": \"error_budget\"}",
         )
-    })
+    })?;
+    if req.kind == InvocationKind::ErrorBudget && req.targets.is_some() {
+        return Err(SuiteError::invalid(
+            "targets",
+            "applies to probes only, not to kind error_budget",
+            "drop targets (the budget covers every SLO) or kind",
+        ));
+    }
+    Ok(req)
 }
 
 pub fn select<'a>(all: &'a [Target], req: &Request) -> Result<Vec<&'a Target>, SuiteError> {
@@ -109,7 +161,7 @@ pub fn metric_documents(common: &CommonConfig, results: &[ProbeResult]) -> Vec<E
         .collect()
 }
 
-pub async fn probe_all(deps: &Deps, targets: &[&Target]) -> Vec<ProbeResult> {
+pub async fn probe_all<M>(deps: &Deps<M>, targets: &[&Target]) -> Vec<ProbeResult> {
     futures::future::join_all(
         targets
             .iter()
@@ -118,12 +170,21 @@ pub async fn probe_all(deps: &Deps, targets: &[&Target]) -> Vec<ProbeResult> {
     .await
 }
 
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+pub async fn handle<M: MetricReader>(
+    deps: &Deps<M>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, SuiteError> {
     shared::lambda::invoke(&deps.common, event, |event| handle_inner(deps, event)).await
 }
 
-async fn handle_inner(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, SuiteError> {
+async fn handle_inner<M: MetricReader>(
+    deps: &Deps<M>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, SuiteError> {
     let req = parse_event(&event.payload)?;
+    if req.kind == InvocationKind::ErrorBudget {
+        return error_budget_now(deps).await;
+    }
     let targets = select(&deps.settings.targets, &req)?;
     let results = probe_all(deps, &targets).await;
     for r in &results {
@@ -137,6 +198,31 @@ async fn handle_inner(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, S
         d.emit();
     }
     Ok(summary(&results))
+}
+
+/// The `error_budget` kind: window end = now.
+pub async fn error_budget_now<M: MetricReader>(deps: &Deps<M>) -> Result<Value, SuiteError> {
+    let report = error_budget::run(
+        &deps.metrics,
+        &deps.slos,
+        &deps.common.metrics_namespace,
+        chrono::Utc::now(),
+    )
+    .await?;
+    for b in &report.slos {
+        match b.remaining_percent {
+            Some(pct) => {
+                tracing::info!(slo = %b.name, remaining_percent = pct, errors = b.errors, total = b.total, "error budget")
+            }
+            None => {
+                tracing::warn!(slo = %b.name, errors = b.errors, total = b.total, unknown = ?b.unknown, "error budget unknown")
+            }
+        }
+    }
+    for d in error_budget::metric_documents(&deps.common, &report) {
+        d.emit();
+    }
+    Ok(error_budget::response(&report))
 }
 
 /// The response. A failing endpoint is data, not a function error: the invocation succeeds.
@@ -190,6 +276,21 @@ mod tests {
         let docs = metric_documents(&c, &[result(true, Some(false)), result(false, None)]);
         let seen = shared::metrics::assert_documented(&doc, "docs/uptime-probe.md", &docs);
         assert!(seen.contains("api_availability") && seen.contains("probe_slow_requests"));
+        let slos = load_slos(&c).unwrap();
+        let budgets = crate::run::error_budget::Report {
+            namespace: c.metrics_namespace.clone(),
+            period_days: slos.period_days,
+            window: crate::run::error_budget::window(chrono::Utc::now(), slos.period_days),
+            slos: slos
+                .slos
+                .iter()
+                .map(|s| crate::budget::evaluate(s, Some(1.0), Some(100.0)))
+                .collect(),
+        };
+        let docs = crate::run::error_budget::metric_documents(&c, &budgets);
+        assert_eq!(docs.len(), 3);
+        let seen = shared::metrics::assert_documented(&doc, "docs/uptime-probe.md", &docs);
+        assert!(seen.contains("error_budget_remaining_percent"));
     }
 
     #[test]
@@ -215,7 +316,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("targets") && e.contains("api, sse"), "{e}");
-        assert!(parse_event(&json!({"target": "api"})).is_err());
+        let e = parse_event(&json!({"target": "api"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `target`"), "{e}");
+        assert_eq!(parse_event(&json!({})).unwrap().kind, InvocationKind::Probe);
+        assert_eq!(
+            parse_event(&json!({"kind": "error_budget"})).unwrap().kind,
+            InvocationKind::ErrorBudget
+        );
+        assert_eq!(
+            parse_event(&json!({"kind": "probe", "targets": ["api"]}))
+                .unwrap()
+                .targets,
+            Some(vec!["api".to_string()])
+        );
+        let e = parse_event(&json!({"kind": "budget"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown variant `budget`") && e.contains("error_budget"),
+            "{e}"
+        );
+        let e = parse_event(&json!({"kind": "error_budget", "targets": ["api"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("field `targets`"), "{e}");
+        let e = parse_event(&json!({"kind": "error_budget", "slo": "x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `slo`"), "{e}");
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/uptime-probe");
         let mut n = 0;
@@ -228,6 +358,9 @@ mod tests {
             parse_event(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
-        assert!(n >= 3, "found {n}");
+        assert!(n >= 5, "found {n}");
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("error-budget.json")).unwrap()).unwrap();
+        assert_eq!(parse_event(&v).unwrap().kind, InvocationKind::ErrorBudget);
     }
 }

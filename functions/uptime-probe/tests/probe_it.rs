@@ -1,5 +1,9 @@
 //! uptime-probe against real HTTP servers started here: healthy, 500, hung, slow, SSE, a TLS
-//! failure and a closed port; and the handler end to end.
+//! failure and a closed port; and the handler end to end. The error budget against moto's
+//! CloudWatch is in `probe_it/error_budget.rs`.
+
+#[path = "probe_it/error_budget.rs"]
+mod error_budget;
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +12,8 @@ use serde_json::json;
 use shared::config::{CommonConfig, Vars};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uptime_probe::config::{parse_targets, Settings};
-use uptime_probe::handler::{handle, metric_documents, probe_all, Deps};
+use uptime_probe::handler::{handle, load_slos, metric_documents, probe_all, Deps};
+use uptime_probe::port::MetricReader;
 use uptime_probe::probe::{client, probe, FailureClass};
 
 /// A tiny HTTP/1.1 server: reads the request head, waits `delay`, answers `response` (or
@@ -52,6 +57,21 @@ const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-l
 const ERR: &str =
     "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 5\r\nconnection: close\r\n\r\noops!";
 const SSE: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\r\n: hello\n\n";
+
+/// The probe cases read no metric.
+struct NoMetrics;
+
+impl MetricReader for NoMetrics {
+    async fn sums(
+        &self,
+        _namespace: &str,
+        metrics: &[uptime_probe::budget::MetricSpec],
+        _start: chrono::DateTime<chrono::Utc>,
+        _end: chrono::DateTime<chrono::Utc>,
+    ) -> shared::SuiteResult<Vec<Option<f64>>> {
+        Ok(vec![None; metrics.len()])
+    }
+}
 
 fn common() -> CommonConfig {
     CommonConfig::from_vars(
@@ -176,9 +196,11 @@ async fn handler_end_to_end() {
     )]))
     .unwrap();
     let deps = Deps {
+        slos: load_slos(&common()).unwrap(),
         common: common(),
         settings,
         http: client(),
+        metrics: NoMetrics,
     };
     let event = |v| LambdaEvent::new(v, Context::default());
     let r = handle(
@@ -204,4 +226,19 @@ async fn handler_end_to_end() {
     assert!(e.to_string().contains("api, sse"), "{e}");
     let all = probe_all(&deps, &deps.settings.targets.iter().collect::<Vec<_>>()).await;
     assert_eq!(all.iter().filter(|r| r.ok).count(), 1);
+    // The budget kind without any data: every SLO unknown, never a made-up 100.
+    let r = handle(&deps, event(json!({"kind": "error_budget"})))
+        .await
+        .unwrap();
+    let slos = r["slos"].as_array().unwrap();
+    assert_eq!(slos.len(), 3);
+    assert!(slos.iter().all(|s| s["remaining_percent"].is_null()), "{r}");
+    let e = handle(
+        &deps,
+        event(json!({"kind": "error_budget", "targets": ["api"]})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.class(), "InvalidInput");
+    assert!(e.to_string().contains("`targets`"), "{e}");
 }
