@@ -734,3 +734,120 @@ pub fn render_markdown(cat: &Catalogue, plan: &Plan, consumers: &[Consumer]) -> 
     }
     rows.join("\n") + "\n"
 }
+
+/// One metric of one EMF document a function printed: its namespace, name and dimensions
+/// (name -> value), as CloudWatch would extract it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Emitted {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// Every metric of every EMF document in a log (JSON lines; other lines are skipped).
+pub fn emitted_documents(log: &str) -> BTreeSet<Emitted> {
+    let mut out = BTreeSet::new();
+    for line in log.lines() {
+        let line = line.trim_start_matches('\0').trim();
+        if !line.starts_with('{') || !line.contains("\"_aws\"") {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        for directive in doc["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let namespace = directive["Namespace"].as_str().unwrap_or_default();
+            for set in directive["Dimensions"].as_array().into_iter().flatten() {
+                let dimensions: BTreeMap<String, String> = set
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|d| {
+                        let v = &doc[d];
+                        (
+                            d.to_string(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
+                    .collect();
+                for m in directive["Metrics"].as_array().into_iter().flatten() {
+                    if let Some(name) = m["Name"].as_str() {
+                        out.insert(Emitted {
+                            namespace: namespace.to_string(),
+                            name: name.to_string(),
+                            dimensions: dimensions.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Dimensions whose value is a run's outcome, not configuration: a consumer filtering on one
+/// (`outcome = 'stopped'`) is matched by a document of the same shape with another value, since
+/// a demo that stopped every experiment to prove the alarm would be a strange demo.
+pub const OUTCOME_DIMENSIONS: [&str; 3] = ["outcome", "reason", "mode"];
+
+/// The dynamic check: each consumer of a function's metric must match at least one document
+/// the functions printed in a local run: same namespace, metric and exact dimension set; the
+/// same `function` (deployed `<fn>-<env>` is `<fn>` locally) and the same value of every other
+/// fixed dimension but `environment` and the outcome dimensions. AWS and outside producers are
+/// not ours to run. Returns the consumers no document matched.
+pub fn check_emitted(
+    cat: &Catalogue,
+    environment: &str,
+    consumers: &[Consumer],
+    emitted: &BTreeSet<Emitted>,
+) -> Vec<String> {
+    let mut out = vec![];
+    for c in consumers {
+        let ours = cat
+            .find(&c.namespace, &c.name)
+            .iter()
+            .any(|s| !(s.producer == "aws" || s.producer.starts_with("outside:")));
+        if !ours {
+            continue;
+        }
+        let names: BTreeSet<&String> = c.dimensions.keys().collect();
+        let shaped: Vec<&Emitted> = emitted
+            .iter()
+            .filter(|e| {
+                e.namespace == c.namespace
+                    && e.name == c.name
+                    && e.dimensions.keys().collect::<BTreeSet<_>>() == names
+            })
+            .collect();
+        let matched = shaped.iter().any(|e| {
+            c.dimensions.iter().all(|(k, v)| {
+                let got = e.dimensions.get(k).map(String::as_str).unwrap_or_default();
+                v.is_empty()
+                    || k == "environment"
+                    || OUTCOME_DIMENSIONS.contains(&k.as_str())
+                    || got == v
+                    || (k == "function" && v.strip_suffix(&format!("-{environment}")) == Some(got))
+            })
+        });
+        if !matched {
+            let seen: Vec<String> = shaped
+                .iter()
+                .map(|e| format!("{:?}", e.dimensions))
+                .take(3)
+                .collect();
+            out.push(if seen.is_empty() {
+                format!("{c}: no document with this namespace, name and dimension set was printed")
+            } else {
+                format!("{c}: printed only with other values: {}", seen.join("; "))
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

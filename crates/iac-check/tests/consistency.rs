@@ -585,4 +585,106 @@ mod signals {
             }
         }
     }
+
+    /// The dynamic check: `make demo` runs every function through the Lambda emulator against
+    /// moto; every EMF document the functions print is collected from their logs, and each
+    /// consumer of a function's metric in the prod plan and the registries must match one
+    /// (signals::check_emitted says how exactly). The demo runs on its own ports with its logs
+    /// cleared first, so nothing from an earlier run can match. Then the stack is started again
+    /// and the logs must still hold the demo's output, without NUL bytes (a restart used to
+    /// empty a log in place while the old process still wrote to it).
+    #[test]
+    fn the_demo_prints_what_every_consumer_reads() {
+        let repo = repo_root();
+        let (moto, watch) = ("5587", "9587");
+        let state = repo.join(format!(".local/{moto}-{watch}"));
+        let make = |target: &str| {
+            let out = std::process::Command::new("make")
+                .args(["--no-print-directory", target])
+                .env("MOTO_PORT", moto)
+                .env("WATCH_PORT", watch)
+                .current_dir(&repo)
+                .output()
+                .expect("make");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        };
+        // SIGNALS_REUSE_DEMO=1: check the logs of the last run instead (a developer iterating
+        // on the check; never set in CI).
+        let reuse = std::env::var("SIGNALS_REUSE_DEMO").is_ok_and(|v| v == "1");
+        let (ok, output) = if reuse {
+            (true, String::new())
+        } else {
+            make("down");
+            for entry in std::fs::read_dir(&state).into_iter().flatten().flatten() {
+                if entry.path().extension().is_some_and(|x| x == "log") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            make("demo")
+        };
+        let logs = || -> String {
+            std::fs::read_dir(&state)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let before = logs();
+        if !ok {
+            make("down");
+            panic!("make demo failed:\n{output}");
+        }
+        // Restart: the logs keep what the demo printed.
+        let (restarted, restart_out) = make("up");
+        let after = logs();
+        make("down");
+        assert!(restarted, "make up (restart) failed: {restart_out}");
+        assert!(
+            !after.contains('\0'),
+            "a restart left NUL bytes in the function logs"
+        );
+        let emitted = signals::emitted_documents(&before);
+        let kept = signals::emitted_documents(&after);
+        assert!(
+            emitted.is_subset(&kept),
+            "a restart lost {} of the demo's metric documents",
+            emitted.difference(&kept).count()
+        );
+        let functions: BTreeSet<&str> = emitted
+            .iter()
+            .filter_map(|e| e.dimensions.get("function").map(String::as_str))
+            .collect();
+        let all = check::function_names(&repo);
+        let silent: Vec<&String> = all
+            .iter()
+            .filter(|f| !functions.contains(f.as_str()))
+            .collect();
+        assert!(
+            silent.is_empty(),
+            "the demo printed no metric of {silent:?}"
+        );
+        let cat = catalogue();
+        let prod = plans()
+            .iter()
+            .find(|p| p.environment == "prod")
+            .expect("prod plan");
+        let mut consumers = prod.consumers();
+        consumers.extend(signals::registry_consumers(&repo, "prod"));
+        let unmatched = signals::check_emitted(&cat, "prod", &consumers, &emitted);
+        assert!(
+            unmatched.is_empty(),
+            "{} consumer(s) match no document the demo printed ({} distinct metric documents from {} functions):\n  - {}",
+            unmatched.len(),
+            emitted.len(),
+            functions.len(),
+            unmatched.join("\n  - ")
+        );
+    }
 }
