@@ -687,4 +687,46 @@ mod signals {
             unmatched.join("\n  - ")
         );
     }
+
+    /// Every alarm for a quiet failure (infra/quiet_failures.tf) reaches a person when it fires
+    /// and again when it resolves: alarm_actions and ok_actions both name the warn topic.
+    #[test]
+    fn quiet_failure_alarms_notify_and_resolve() {
+        for plan in plans() {
+            let mut found = 0;
+            for rc in plan.json["resource_changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let addr = rc["address"].as_str().unwrap_or_default();
+                if !addr.starts_with("aws_cloudwatch_metric_alarm.quiet_") {
+                    continue;
+                }
+                found += 1;
+                let a = &rc["change"]["after"];
+                let unknown = &rc["change"]["after_unknown"];
+                for key in ["alarm_actions", "ok_actions"] {
+                    // The topic ARN is known only after apply: the list is planned as unknown.
+                    let planned = a[key].as_array().is_some_and(|l| !l.is_empty())
+                        || unknown[key] == serde_json::Value::Bool(true)
+                        || unknown[key].as_array().is_some_and(|l| !l.is_empty());
+                    assert!(planned, "{}: {addr} has no {key}", plan.environment);
+                }
+            }
+            let expected = if plan
+                .values("aws_lambda_function", "function_name")
+                .contains(&format!("dr-restore-{}", plan.environment))
+            {
+                7
+            } else {
+                6
+            };
+            assert_eq!(
+                found, expected,
+                "{}: quiet-failure alarms",
+                plan.environment
+            );
+        }
+    }
 }
