@@ -542,7 +542,7 @@ resource "aws_cloudwatch_composite_alarm" "slo_api_availability_page" {
   alarm_description = "api-availability page: api-availability SLO 99.5 % burning its error budget: 14.4x over 1h/5m (> 7.2 %) or 6x over 6h/30m (> 3 %). Runbook: docs/slo.md#api-availability"
   actions_enabled   = var.slo_alarms_enabled
   alarm_actions     = [aws_sns_topic.slo_critical.arn]
-  ok_actions        = [aws_sns_topic.slo_info.arn]
+  ok_actions        = [aws_sns_topic.slo_critical.arn]
   alarm_rule        = "(ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_14_4x_1h.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_14_4x_5m.alarm_name}\")) OR (ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_6x_6h.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_6x_30m.alarm_name}\"))"
 }
 
@@ -551,7 +551,7 @@ resource "aws_cloudwatch_composite_alarm" "slo_api_availability_ticket" {
   alarm_description = "api-availability ticket: api-availability SLO 99.5 % burning its error budget: 3x over 1d/2h (> 1.5 %) or 1x over 3d/6h (> 0.5 %). Runbook: docs/slo.md#api-availability"
   actions_enabled   = var.slo_alarms_enabled
   alarm_actions     = [aws_sns_topic.slo_warn.arn]
-  ok_actions        = [aws_sns_topic.slo_info.arn]
+  ok_actions        = [aws_sns_topic.slo_warn.arn]
   alarm_rule        = "(ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_3x_1d.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_3x_2h.alarm_name}\")) OR (ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_1x_3d.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_api_availability_1x_6h.alarm_name}\"))"
 }
 
@@ -568,8 +568,8 @@ resource "aws_cloudwatch_metric_alarm" "slo_api_availability_no_data" {
   period              = 900
   statistic           = "Sum"
   actions_enabled     = var.slo_alarms_enabled
-  alarm_actions       = [aws_sns_topic.slo_info.arn]
-  ok_actions          = [aws_sns_topic.slo_info.arn]
+  alarm_actions       = [aws_sns_topic.slo_warn.arn]
+  ok_actions          = [aws_sns_topic.slo_warn.arn]
 
   dimensions = {
     environment = var.environment
@@ -1009,7 +1009,7 @@ resource "aws_cloudwatch_composite_alarm" "slo_quote_latency_page" {
   alarm_description = "quote-latency page: quote-latency SLO 95 % burning its error budget: 14.4x over 1h/5m (> 72 %) or 6x over 6h/30m (> 30 %). Runbook: docs/slo.md#quote-latency"
   actions_enabled   = var.slo_alarms_enabled
   alarm_actions     = [aws_sns_topic.slo_critical.arn]
-  ok_actions        = [aws_sns_topic.slo_info.arn]
+  ok_actions        = [aws_sns_topic.slo_critical.arn]
   alarm_rule        = "(ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_14_4x_1h.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_14_4x_5m.alarm_name}\")) OR (ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_6x_6h.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_6x_30m.alarm_name}\"))"
 }
 
@@ -1018,7 +1018,7 @@ resource "aws_cloudwatch_composite_alarm" "slo_quote_latency_ticket" {
   alarm_description = "quote-latency ticket: quote-latency SLO 95 % burning its error budget: 3x over 1d/2h (> 15 %) or 1x over 3d/6h (> 5 %). Runbook: docs/slo.md#quote-latency"
   actions_enabled   = var.slo_alarms_enabled
   alarm_actions     = [aws_sns_topic.slo_warn.arn]
-  ok_actions        = [aws_sns_topic.slo_info.arn]
+  ok_actions        = [aws_sns_topic.slo_warn.arn]
   alarm_rule        = "(ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_3x_1d.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_3x_2h.alarm_name}\")) OR (ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_1x_3d.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_quote_latency_1x_6h.alarm_name}\"))"
 }
 
@@ -1035,8 +1035,8 @@ resource "aws_cloudwatch_metric_alarm" "slo_quote_latency_no_data" {
   period              = 900
   statistic           = "Sum"
   actions_enabled     = var.slo_alarms_enabled
-  alarm_actions       = [aws_sns_topic.slo_info.arn]
-  ok_actions          = [aws_sns_topic.slo_info.arn]
+  alarm_actions       = [aws_sns_topic.slo_warn.arn]
+  ok_actions          = [aws_sns_topic.slo_warn.arn]
 
   dimensions = {
     environment = var.environment
@@ -1476,7 +1476,7 @@ resource "aws_cloudwatch_composite_alarm" "slo_sse_uptime_page" {
   alarm_description = "sse-uptime page: sse-uptime SLO 99 % burning its error budget: 14.4x over 1h/5m (> 14.4 %) or 6x over 6h/30m (> 6 %). Runbook: docs/slo.md#sse-uptime"
   actions_enabled   = var.slo_alarms_enabled
   alarm_actions     = [aws_sns_topic.slo_critical.arn]
-  ok_actions        = [aws_sns_topic.slo_info.arn]
+  ok_actions        = [aws_sns_topic.slo_critical.arn]
   alarm_rule        = "(ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_14_4x_1h.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_14_4x_5m.alarm_name}\")) OR (ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_6x_6h.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_6x_30m.alarm_name}\"))"
 }
 
@@ -1485,7 +1485,7 @@ resource "aws_cloudwatch_composite_alarm" "slo_sse_uptime_ticket" {
   alarm_description = "sse-uptime ticket: sse-uptime SLO 99 % burning its error budget: 3x over 1d/2h (> 3 %) or 1x over 3d/6h (> 1 %). Runbook: docs/slo.md#sse-uptime"
   actions_enabled   = var.slo_alarms_enabled
   alarm_actions     = [aws_sns_topic.slo_warn.arn]
-  ok_actions        = [aws_sns_topic.slo_info.arn]
+  ok_actions        = [aws_sns_topic.slo_warn.arn]
   alarm_rule        = "(ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_3x_1d.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_3x_2h.alarm_name}\")) OR (ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_1x_3d.alarm_name}\") AND ALARM(\"${aws_cloudwatch_metric_alarm.slo_sse_uptime_1x_6h.alarm_name}\"))"
 }
 
@@ -1502,8 +1502,8 @@ resource "aws_cloudwatch_metric_alarm" "slo_sse_uptime_no_data" {
   period              = 900
   statistic           = "Sum"
   actions_enabled     = var.slo_alarms_enabled
-  alarm_actions       = [aws_sns_topic.slo_info.arn]
-  ok_actions          = [aws_sns_topic.slo_info.arn]
+  alarm_actions       = [aws_sns_topic.slo_warn.arn]
+  ok_actions          = [aws_sns_topic.slo_warn.arn]
 
   dimensions = {
     environment = var.environment

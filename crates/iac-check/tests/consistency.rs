@@ -729,4 +729,62 @@ mod signals {
             );
         }
     }
+
+    /// Every alarm that notifies anyone resolves on the same route: its ok_actions name exactly
+    /// the topics its alarm_actions name (a page on the critical topic opens a PagerDuty
+    /// incident that only an OK on the same topic resolves). Read from the plan's configuration
+    /// (the references as written), since the topic ARNs are known only after apply.
+    #[test]
+    fn every_alarm_resolves_on_its_own_route() {
+        fn walk(module: &serde_json::Value, path: &str, out: &mut Vec<String>, seen: &mut usize) {
+            for r in module["resources"].as_array().into_iter().flatten() {
+                let kind = r["type"].as_str().unwrap_or_default();
+                if kind != "aws_cloudwatch_metric_alarm" && kind != "aws_cloudwatch_composite_alarm"
+                {
+                    continue;
+                }
+                let refs = |key: &str| -> Vec<String> {
+                    let mut v: Vec<String> = r["expressions"][key]["references"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect();
+                    v.sort();
+                    v
+                };
+                let (alarm, ok) = (refs("alarm_actions"), refs("ok_actions"));
+                if alarm.is_empty() {
+                    continue;
+                }
+                *seen += 1;
+                if alarm != ok {
+                    out.push(format!(
+                        "{path}{}: ALARM goes to {alarm:?}, OK to {ok:?}",
+                        r["address"].as_str().unwrap_or("?")
+                    ));
+                }
+            }
+            for (name, call) in module["module_calls"].as_object().into_iter().flatten() {
+                walk(&call["module"], &format!("{path}module.{name}."), out, seen);
+            }
+        }
+        let prod = plans()
+            .iter()
+            .find(|p| p.environment == "prod")
+            .expect("prod plan");
+        let (mut wrong, mut seen) = (vec![], 0);
+        walk(
+            &prod.json["configuration"]["root_module"],
+            "",
+            &mut wrong,
+            &mut seen,
+        );
+        assert!(seen >= 10, "only {seen} notifying alarms found");
+        assert!(
+            wrong.is_empty(),
+            "alarms that resolve elsewhere than they fire:\n  - {}",
+            wrong.join("\n  - ")
+        );
+    }
 }

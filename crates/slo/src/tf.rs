@@ -398,7 +398,9 @@ pub fn render_file(file: &SloFile, plans: &[SloPlan]) -> String {
                     attr("alarm_description", q(&desc)),
                     attr("actions_enabled", "var.slo_alarms_enabled"),
                     attr("alarm_actions", format!("[aws_sns_topic.slo_{sev}.arn]")),
-                    attr("ok_actions", "[aws_sns_topic.slo_info.arn]"),
+                    // The recovery on the route that raised it: PagerDuty resolves the
+                    // incident it opened, Slack sees the thread close.
+                    attr("ok_actions", format!("[aws_sns_topic.slo_{sev}.arn]")),
                     attr("alarm_rule", format!("\"{}\"", rule.join(" OR "))),
                 ],
             );
@@ -426,8 +428,9 @@ pub fn render_file(file: &SloFile, plans: &[SloPlan]) -> String {
                 attr("period", "900"),
                 attr("statistic", q("Sum")),
                 attr("actions_enabled", "var.slo_alarms_enabled"),
-                attr("alarm_actions", "[aws_sns_topic.slo_info.arn]"),
-                attr("ok_actions", "[aws_sns_topic.slo_info.arn]"),
+                // Blind burn alarms are worth #on-call, not an email; the OK on the same route.
+                attr("alarm_actions", "[aws_sns_topic.slo_warn.arn]"),
+                attr("ok_actions", "[aws_sns_topic.slo_warn.arn]"),
                 Item::Map("dimensions".into(), dims),
             ],
         );
