@@ -118,6 +118,26 @@ pub struct Consumer {
     pub from_registry: bool,
 }
 
+impl Consumer {
+    /// A consumer that is not an alarm and not from a registry (the fields set after).
+    pub fn reading(
+        source: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        dimensions: BTreeMap<String, String>,
+    ) -> Consumer {
+        Consumer {
+            source: source.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            dimensions,
+            treat_missing_data: None,
+            alarm_name: None,
+            from_registry: false,
+        }
+    }
+}
+
 impl fmt::Display for Consumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dims: Vec<String> = self
@@ -181,40 +201,36 @@ impl Plan {
         let env = &self.environment;
         let mut out = vec![];
         for (addr, a) in self.afters("aws_cloudwatch_metric_alarm") {
-            let base = Consumer {
-                source: format!("{env}: {addr}"),
-                namespace: String::new(),
-                name: String::new(),
-                dimensions: BTreeMap::new(),
-                treat_missing_data: a["treat_missing_data"].as_str().map(str::to_string),
-                alarm_name: a["alarm_name"].as_str().map(str::to_string),
-                from_registry: false,
-            };
+            // (namespace, metric, dimensions) of the plain metric, each metric query and each
+            // Metrics Insights expression.
+            let mut read = vec![];
             if let Some(name) = a["metric_name"].as_str().filter(|n| !n.is_empty()) {
-                out.push(Consumer {
-                    namespace: a["namespace"].as_str().unwrap_or_default().to_string(),
-                    name: name.to_string(),
-                    dimensions: string_map(&a["dimensions"]),
-                    ..base.clone()
-                });
+                read.push((a["namespace"].as_str(), name, string_map(&a["dimensions"])));
             }
             for q in a["metric_query"].as_array().into_iter().flatten() {
-                if let Some(c) = q["expression"].as_str().and_then(insights_query) {
+                if let Some((ns, name, dims)) = q["expression"].as_str().and_then(insights_query) {
                     out.push(Consumer {
-                        namespace: c.namespace,
-                        name: c.name,
-                        dimensions: c.dimensions,
-                        ..base.clone()
+                        treat_missing_data: a["treat_missing_data"].as_str().map(str::to_string),
+                        alarm_name: a["alarm_name"].as_str().map(str::to_string),
+                        ..Consumer::reading(format!("{env}: {addr}"), ns, name, dims)
                     });
                 }
                 for m in q["metric"].as_array().into_iter().flatten() {
-                    out.push(Consumer {
-                        namespace: m["namespace"].as_str().unwrap_or_default().to_string(),
-                        name: m["metric_name"].as_str().unwrap_or_default().to_string(),
-                        dimensions: string_map(&m["dimensions"]),
-                        ..base.clone()
-                    });
+                    let name = m["metric_name"].as_str().unwrap_or_default();
+                    read.push((m["namespace"].as_str(), name, string_map(&m["dimensions"])));
                 }
+            }
+            for (ns, name, dims) in read {
+                out.push(Consumer {
+                    treat_missing_data: a["treat_missing_data"].as_str().map(str::to_string),
+                    alarm_name: a["alarm_name"].as_str().map(str::to_string),
+                    ..Consumer::reading(
+                        format!("{env}: {addr}"),
+                        ns.unwrap_or_default(),
+                        name,
+                        dims,
+                    )
+                });
             }
         }
         for (addr, a) in self.afters("aws_cloudwatch_dashboard") {
@@ -284,15 +300,7 @@ fn dashboard_row(source: &str, row: &Value) -> Vec<Consumer> {
             .chunks(2)
             .map(|kv| (kv[0].to_string(), kv.get(1).unwrap_or(&"").to_string()))
             .collect();
-        out.push(Consumer {
-            source: source.to_string(),
-            namespace: names[0].to_string(),
-            name: names[1].to_string(),
-            dimensions,
-            treat_missing_data: None,
-            alarm_name: None,
-            from_registry: false,
-        });
+        out.push(Consumer::reading(source, names[0], names[1], dimensions));
     }
     out
 }
@@ -320,21 +328,13 @@ fn search_expression(source: &str, expr: &str) -> Option<Consumer> {
             *slot = v;
         }
     }
-    Some(Consumer {
-        source: source.to_string(),
-        namespace,
-        name,
-        dimensions,
-        treat_missing_data: None,
-        alarm_name: None,
-        from_registry: false,
-    })
+    Some(Consumer::reading(source, namespace, name, dimensions))
 }
 
 /// A Metrics Insights query, `SELECT FUNC(metric) FROM SCHEMA("ns", dim, ...) WHERE dim = 'v'
 /// AND ...`: the schema is the exact dimension set (only documents with exactly these
 /// dimensions are read); equality filters give values.
-fn insights_query(expr: &str) -> Option<Consumer> {
+fn insights_query(expr: &str) -> Option<(String, String, BTreeMap<String, String>)> {
     let upper = expr.to_ascii_uppercase();
     if !upper.trim_start().starts_with("SELECT") {
         return None;
@@ -361,15 +361,7 @@ fn insights_query(expr: &str) -> Option<Consumer> {
             }
         }
     }
-    Some(Consumer {
-        source: String::new(),
-        namespace,
-        name: name.to_string(),
-        dimensions,
-        treat_missing_data: None,
-        alarm_name: None,
-        from_registry: false,
-    })
+    Some((namespace, name.to_string(), dimensions))
 }
 
 /// Metrics a shipped registry reads: the chaos registry's steady-state probes and error-budget
@@ -383,20 +375,16 @@ pub fn registry_consumers(repo: &Path, environment: &str) -> Vec<Consumer> {
             .unwrap_or(Value::Null)
     };
     let metric = |source: String, m: &Value, namespace: Option<&str>| Consumer {
-        source,
-        namespace: namespace
-            .or(m["namespace"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-        name: m["name"]
-            .as_str()
-            .or(m["metric"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-        dimensions: string_map(&m["dimensions"]),
-        treat_missing_data: None,
-        alarm_name: None,
         from_registry: true,
+        ..Consumer::reading(
+            source,
+            namespace.or(m["namespace"].as_str()).unwrap_or_default(),
+            m["name"]
+                .as_str()
+                .or(m["metric"].as_str())
+                .unwrap_or_default(),
+            string_map(&m["dimensions"]),
+        )
     };
     let chaos = "events/chaos-runner/experiments.json";
     let reg = read(chaos);

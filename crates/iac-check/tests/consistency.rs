@@ -436,16 +436,16 @@ mod signals {
             json,
         };
         let consumer = |name: &str, ns: &str, dims: &[(&str, &str)]| Consumer {
-            source: "test".into(),
-            namespace: ns.into(),
-            name: name.into(),
-            dimensions: dims
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
             treat_missing_data: Some("notBreaching".into()),
             alarm_name: Some("chaos-stop-api-availability".into()),
-            from_registry: false,
+            ..Consumer::reading(
+                "test",
+                ns,
+                name,
+                dims.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
         };
         let cases = [
             (

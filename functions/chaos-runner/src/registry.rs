@@ -228,24 +228,18 @@ impl Registry {
     /// error) but `${environment}` is left in place. For checking the file; the runner reads
     /// it with [`Registry::parse_for`]. Serde errors carry the JSON path (serde_path_to_error).
     pub fn parse(text: &str) -> Result<Registry, RegistryError> {
-        let mut reg = Self::deserialize_text(text)?;
-        reg.substitute(None)?;
-        reg.validate()?;
-        Ok(reg)
+        Self::load(text, None)
     }
 
     /// Parses, substitutes `${environment}` with `environment` (the runner's ENVIRONMENT) in
     /// metric namespaces and dimension values, and validates.
     pub fn parse_for(text: &str, environment: &str) -> Result<Registry, RegistryError> {
-        let mut reg = Self::deserialize_text(text)?;
-        reg.substitute(Some(environment))?;
-        reg.validate()?;
-        Ok(reg)
+        Self::load(text, Some(environment))
     }
 
-    fn deserialize_text(text: &str) -> Result<Registry, RegistryError> {
+    fn load(text: &str, environment: Option<&str>) -> Result<Registry, RegistryError> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        let reg: Registry = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut reg: Registry = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             err(
@@ -257,6 +251,8 @@ impl Registry {
                 inner.to_string(),
             )
         })?;
+        reg.substitute(environment)?;
+        reg.validate()?;
         Ok(reg)
     }
 

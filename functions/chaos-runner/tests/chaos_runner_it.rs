@@ -101,8 +101,15 @@ async fn world(moto: &Moto) -> World {
     }
 }
 
-fn dims(pairs: &[(&str, &str)]) -> Vec<aws_sdk_cloudwatch::types::Dimension> {
-    pairs
+/// One datapoint, now, with exactly these dimensions (CloudWatch matches the set exactly).
+async fn put_metric(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    dims: &[(&str, &str)],
+    value: f64,
+) {
+    let dims = dims
         .iter()
         .map(|(k, v)| {
             aws_sdk_cloudwatch::types::Dimension::builder()
@@ -110,21 +117,13 @@ fn dims(pairs: &[(&str, &str)]) -> Vec<aws_sdk_cloudwatch::types::Dimension> {
                 .value(*v)
                 .build()
         })
-        .collect()
-}
-
-/// worker-scaler's `worker_backlog_total` as it emits it: dimensions exactly `environment`
-/// and `function` = `worker-scaler-<environment>`.
-async fn backlog(w: &World, environment: &str, value: f64) {
-    w.cw.put_metric_data()
-        .namespace("PlatformPlaybook")
+        .collect();
+    cw.put_metric_data()
+        .namespace(namespace)
         .metric_data(
             aws_sdk_cloudwatch::types::MetricDatum::builder()
-                .metric_name("worker_backlog_total")
-                .set_dimensions(Some(dims(&[
-                    ("environment", environment),
-                    ("function", &format!("worker-scaler-{environment}")),
-                ])))
+                .metric_name(name)
+                .set_dimensions(Some(dims))
                 .value(value)
                 .timestamp(aws_smithy_types::DateTime::from_secs(
                     chrono::Utc::now().timestamp(),
@@ -134,6 +133,24 @@ async fn backlog(w: &World, environment: &str, value: f64) {
         .send()
         .await
         .unwrap();
+}
+
+/// worker-scaler's `worker_backlog_total` as it emits it: dimensions exactly `environment`
+/// and `function` = `worker-scaler-<environment>`.
+async fn backlog(w: &World, environment: &str, value: f64) {
+    let function = format!("worker-scaler-{environment}");
+    let dims = [
+        ("environment", environment),
+        ("function", function.as_str()),
+    ];
+    put_metric(
+        &w.cw,
+        "PlatformPlaybook",
+        "worker_backlog_total",
+        &dims,
+        value,
+    )
+    .await;
 }
 
 /// A stop-condition alarm of a healthy system: created, then set to `OK`. AWS creates an
@@ -771,25 +788,20 @@ async fn refusals_start_nothing() {
     let budget = |environment: &'static str, value: f64| {
         let cw = w.cw.clone();
         async move {
-            cw.put_metric_data()
-                .namespace("PlatformPlaybook/SLO")
-                .metric_data(
-                    aws_sdk_cloudwatch::types::MetricDatum::builder()
-                        .metric_name("error_budget_remaining_percent")
-                        .set_dimensions(Some(dims(&[
-                            ("environment", environment),
-                            ("function", &format!("uptime-probe-{environment}")),
-                            ("slo", "api-availability"),
-                        ])))
-                        .value(value)
-                        .timestamp(aws_smithy_types::DateTime::from_secs(
-                            chrono::Utc::now().timestamp(),
-                        ))
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
+            let function = format!("uptime-probe-{environment}");
+            let dims = [
+                ("environment", environment),
+                ("function", function.as_str()),
+                ("slo", "api-availability"),
+            ];
+            put_metric(
+                &cw,
+                "PlatformPlaybook/SLO",
+                "error_budget_remaining_percent",
+                &dims,
+                value,
+            )
+            .await;
         }
     };
     // Another environment's budget is not this one's.
