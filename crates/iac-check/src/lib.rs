@@ -6,6 +6,7 @@
 //! says how, and where that stops).
 
 pub mod check;
+pub mod grafana;
 pub mod iam;
 pub mod signals;
 pub mod source;

@@ -788,3 +788,161 @@ mod signals {
         );
     }
 }
+
+// ---- The Grafana dashboards (infra/grafana/, docs/dashboards.md) ------------------------
+
+mod grafana {
+    use std::collections::BTreeMap;
+
+    use iac_check::grafana::{self, Query, CLOUDWATCH_UID, PROMETHEUS_UID};
+    use iac_check::repo_root;
+    use iac_check::signals::{self, Catalogue, Consumer, Plan};
+
+    fn plans() -> Vec<Plan> {
+        signals::load_plans(&repo_root(), &["dev", "staging", "prod"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn dashboards() -> Vec<grafana::Dashboard> {
+        grafana::load(&repo_root()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The four dashboards parse, name only the provisioned datasources (by the uids the
+    /// provisioning file gives them), carry the environment variable, a unit per panel, and
+    /// read CloudWatch with an exact dimension set and a simple statistic.
+    #[test]
+    fn dashboards_are_well_formed_and_provisioned() {
+        let repo = repo_root();
+        let ds = std::fs::read_to_string(
+            repo.join("infra/grafana/provisioning/datasources/datasources.yaml"),
+        )
+        .expect("datasources.yaml");
+        for uid in [PROMETHEUS_UID, CLOUDWATCH_UID] {
+            assert!(
+                ds.lines().any(|l| l.trim() == format!("uid: {uid}")),
+                "datasources.yaml provisions no datasource with uid {uid}"
+            );
+        }
+        let provider = std::fs::read_to_string(
+            repo.join("infra/grafana/provisioning/dashboards/dashboards.yaml"),
+        )
+        .expect("dashboards.yaml");
+        assert!(provider.contains("type: file"), "{provider}");
+        let boards = dashboards();
+        let mut problems = vec![];
+        let mut uids = std::collections::BTreeSet::new();
+        for d in &boards {
+            problems.extend(d.problems());
+            assert!(
+                uids.insert(d.json["uid"].to_string()),
+                "uid twice: {}",
+                d.json["uid"]
+            );
+        }
+        assert!(
+            problems.is_empty(),
+            "{} problem(s) in the Grafana dashboards:\n  - {}",
+            problems.len(),
+            problems.join("\n  - ")
+        );
+        let titles: Vec<&str> = boards
+            .iter()
+            .filter_map(|d| d.json["title"].as_str())
+            .collect();
+        assert_eq!(
+            titles,
+            ["Unified API health", "Frontend UX", "Async jobs", "FinOps"],
+            "the playbook's four dashboards"
+        );
+    }
+
+    /// Every CloudWatch target, with `$environment` as Grafana substitutes it in dev, staging and
+    /// prod, is a consumer of the signal catalogue: a catalogued (namespace, metric, exact
+    /// dimension set) whose producer `<fn>-<env>` is deployed in that environment.
+    #[test]
+    fn every_cloudwatch_target_reads_a_catalogued_signal() {
+        let cat = Catalogue::load(&repo_root()).unwrap_or_else(|e| panic!("{e}"));
+        let mut problems = vec![];
+        let mut checked = 0;
+        for plan in plans() {
+            for d in dashboards() {
+                for t in d.targets() {
+                    if let Some(c) = t.consumer(&plan.environment) {
+                        checked += 1;
+                        problems.extend(signals::check_consumer(&cat, &plan, &c));
+                    }
+                }
+            }
+        }
+        assert!(
+            checked >= 3 * 30,
+            "only {checked} CloudWatch targets checked"
+        );
+        assert!(
+            problems.is_empty(),
+            "{} Grafana target(s) read what no producer emits (docs/signals.json):\n  - {}",
+            problems.len(),
+            problems.join("\n  - ")
+        );
+    }
+
+    /// The check above catches a target with a dimension too few, a `function` without the
+    /// environment suffix, and a metric nobody emits.
+    #[test]
+    fn the_grafana_check_catches_wrong_targets() {
+        let cat = Catalogue::load(&repo_root()).unwrap_or_else(|e| panic!("{e}"));
+        let prod = plans()
+            .into_iter()
+            .find(|p| p.environment == "prod")
+            .expect("prod plan");
+        let board = dashboards()
+            .into_iter()
+            .find(|d| d.file == "unified-api-health")
+            .expect("unified-api-health");
+        let probe = board
+            .targets()
+            .into_iter()
+            .find(|t| {
+                matches!(&t.query, Query::CloudWatch { metric, .. } if metric == "api_availability")
+            })
+            .expect("an api_availability target");
+        assert_eq!(
+            signals::check_consumer(&cat, &prod, &probe.consumer("prod").unwrap()),
+            None
+        );
+        type Edit<'a> = &'a dyn Fn(&mut BTreeMap<String, String>, &mut String);
+        let with = |edit: Edit| {
+            let mut t = probe.clone();
+            if let Query::CloudWatch {
+                dimensions, metric, ..
+            } = &mut t.query
+            {
+                edit(dimensions, metric);
+            }
+            let c: Consumer = t.consumer("prod").unwrap();
+            signals::check_consumer(&cat, &prod, &c).unwrap_or_default()
+        };
+        let cases: [(Edit, &str); 3] = [
+            (
+                &|d, _| {
+                    d.remove("target");
+                },
+                "is never emitted",
+            ),
+            (
+                &|d, _| {
+                    d.insert("function".into(), "uptime-probe".into());
+                },
+                "is emitted by uptime-probe-prod",
+            ),
+            (&|_, m| *m = "api_uptime".into(), "no producer"),
+        ];
+        for (i, (edit, expected)) in cases.iter().enumerate() {
+            let found = with(*edit);
+            assert!(
+                found.contains(expected),
+                "case {i}: expected {expected:?}, got {found:?}"
+            );
+        }
+    }
+}
