@@ -170,3 +170,213 @@ async fn coordinator_fans_out_to_real_shards_through_watch() {
         "slice 1 started on time (lag p99 {lag_p99} ms)"
     );
 }
+
+/// The Grafana dashboards' PromQL (infra/grafana/dashboards/*.json, docs/dashboards.md) against
+/// a REAL Prometheus that received the remote write of REAL runs: the coordinator through the
+/// emulator, real shards, the real target, an HTTP and an SSE scenario. Every Prometheus target
+/// must return a non-empty result, and every k6_* series it names must hold samples: a panel
+/// naming a series nobody writes fails here.
+mod grafana {
+    use std::collections::BTreeSet;
+    use std::time::Instant;
+
+    use serde_json::{json, Value};
+    use suite_tests::{aws_cli_invoke, create_buckets, exclusive_moto, workspace_root};
+
+    use super::{common, scenario, BUCKET};
+
+    /// (dashboard, panel title, expr) of every target on the Prometheus datasource.
+    fn prometheus_targets() -> Vec<(String, String, String)> {
+        let mut out = vec![];
+        let dir = workspace_root().join("infra/grafana/dashboards");
+        for name in ["unified-api-health", "frontend-ux", "async-jobs", "finops"] {
+            let path = dir.join(format!("{name}.json"));
+            let d: Value = serde_json::from_str(
+                &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")),
+            )
+            .unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            for p in d["panels"].as_array().into_iter().flatten() {
+                for t in p["targets"].as_array().into_iter().flatten() {
+                    let uid = t["datasource"]["uid"]
+                        .as_str()
+                        .or(p["datasource"]["uid"].as_str());
+                    if uid == Some("playbook-prometheus") {
+                        out.push((
+                            name.to_string(),
+                            p["title"].as_str().unwrap_or("?").to_string(),
+                            t["expr"].as_str().unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Grafana's substitutions: the dashboard variable and the interval macros (an hour covers
+    /// the runs of this test at any step).
+    fn substitute(expr: &str) -> String {
+        expr.replace("$environment", "local")
+            .replace("$__rate_interval", "1h")
+            .replace("$__interval", "1h")
+            .replace("$__range", "1h")
+    }
+
+    fn k6_names(expr: &str) -> BTreeSet<String> {
+        expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| w.starts_with("k6_"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    async fn query(prom: &str, q: &str) -> Value {
+        let v: Value = reqwest::Client::new()
+            .get(format!("{prom}/api/v1/query"))
+            .query(&[("query", q)])
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["status"], "success", "{q}: {v}");
+        v["data"]["result"].clone()
+    }
+
+    #[tokio::test]
+    async fn every_dashboard_query_answers_from_a_real_run() {
+        let t0 = Instant::now();
+        let targets = prometheus_targets();
+        assert!(targets.len() >= 20, "only {} PromQL targets", targets.len());
+        let prom = common::prometheus();
+        let (_g, moto) = exclusive_moto().await;
+        let s3 = moto.s3().await;
+        create_buckets(&s3, &[BUCKET]).await;
+        let (_, target) = common::target(&[
+            "--latency",
+            "quantiles:0=5ms,0.5=20ms,0.95=60ms,1=120ms",
+            "--error-rate",
+            "0.02",
+            "--sse-interval",
+            "200ms",
+            "--sse-drop-after",
+            "5",
+        ]);
+        let mut env = moto.env();
+        for (k, v) in [
+            ("ENVIRONMENT", "local"),
+            ("REPORT_BUCKET", BUCKET),
+            ("LOADTEST_ALLOWED_HOSTS", "127.0.0.1"),
+            ("LOADTEST_COORD_SLICE_SECONDS", "30"),
+            ("LOADTEST_COORD_LEAD_SECONDS", "2"),
+            ("LOADTEST_COORD_SHARD_GRACE_SECONDS", "10"),
+            ("LOADTEST_COORD_FINALIZE_WAIT_SECONDS", "30"),
+            ("LOADTEST_COORD_SHARD_RPS", "10"),
+            ("LOADTEST_COORD_SSE_CLIENTS_PER_SHARD", "10"),
+        ] {
+            env.push((k.to_string(), v.to_string()));
+        }
+        env.push((
+            "LOADTEST_COORD_REMOTE_WRITE_URL".into(),
+            format!("{}/api/v1/write", prom.url),
+        ));
+        let watch_port = suite_tests::free_port();
+        env.push((
+            "LOADTEST_COORD_LAMBDA_ENDPOINT_URL".into(),
+            format!("http://127.0.0.1:{watch_port}"),
+        ));
+        let watch = common::watch(&env, watch_port);
+        let dir = tempfile::tempdir().unwrap();
+        // Warm the shard up (the emulator starts it on its first invocation).
+        let warm = json!({"run_id": "warm", "scenario": scenario("warm", &target, 1, "1s"), "t0_unix_ms": 1000,
+                          "window": {"from_ms": 0, "to_ms": 1000}, "shard_index": 0, "shard_count": 1});
+        let (_, text, doc) = aws_cli_invoke(
+            &watch,
+            "loadtest-shard",
+            &common::write_json(dir.path(), "warm.json", &warm),
+            &env,
+        );
+        assert_eq!(doc["run_id"], "warm", "shard warm-up: {text} {doc}");
+
+        let sse = json!({
+            "name": "grafana-sse",
+            "target": {"base_url": target},
+            "executor": {"type": "sse-clients", "clients": 12, "duration": "4s", "ramp_up": "1s"},
+            "request": {"method": "GET", "path": "/api/v1/events/stream",
+                        "headers": {"accept": "text/event-stream"}},
+            "timeout": "5s",
+            "thresholds": {"sse_handshake_duration": ["p(95)<300"]}
+        });
+        let runs = [
+            ("grafana-http", scenario("grafana-http", &target, 15, "4s")),
+            ("grafana-sse", sse),
+        ];
+        for (name, sc) in runs {
+            let payload = json!({"scenario": sc, "run_id": format!("{name}-run")});
+            let (ok, text, r) = aws_cli_invoke(
+                &watch,
+                "loadtest-coordinator",
+                &common::write_json(dir.path(), &format!("{name}.json"), &payload),
+                &env,
+            );
+            assert!(ok, "{name}: {text} {r}");
+            assert!(
+                r["status"] == "PASSED" || r["status"] == "FAILED",
+                "{name}: a finished run: {r:#}"
+            );
+            assert_eq!(r["remote_write"], "sent", "{name}: {r:#}");
+        }
+
+        // Every series a panel names holds samples of this run, and every panel's query answers.
+        let mut empty = vec![];
+        let names: BTreeSet<String> = targets.iter().flat_map(|(_, _, e)| k6_names(e)).collect();
+        for name in &names {
+            let sel = format!("{name}{{environment=\"local\",job=\"loadtest-coordinator\"}}");
+            if query(&prom.url, &sel)
+                .await
+                .as_array()
+                .is_none_or(Vec::is_empty)
+            {
+                empty.push(format!("series {name}: no sample (nobody writes it)"));
+            }
+        }
+        for (board, panel, expr) in &targets {
+            let q = substitute(expr);
+            assert!(
+                !q.contains('$'),
+                "{board} \"{panel}\": a variable left in {q}"
+            );
+            let result = query(&prom.url, &q).await;
+            let series = result.as_array().cloned().unwrap_or_default();
+            if series.is_empty() {
+                empty.push(format!("{board} \"{panel}\": {q} returned nothing"));
+            }
+            for s in &series {
+                let v = s["value"][1].as_str().unwrap_or("NaN");
+                assert!(
+                    v.parse::<f64>().is_ok_and(f64::is_finite),
+                    "{board} \"{panel}\": {q}: value {v}"
+                );
+                assert!(
+                    s["metric"]["scenario"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("grafana-")),
+                    "{board} \"{panel}\": grouped by scenario: {s}"
+                );
+            }
+        }
+        assert!(
+            empty.is_empty(),
+            "{} of {} PromQL targets or series are empty:\n  - {}",
+            empty.len(),
+            targets.len(),
+            empty.join("\n  - ")
+        );
+        eprintln!(
+            "grafana: {} PromQL targets over {} k6 series answered in {:.0} s",
+            targets.len(),
+            names.len(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}
