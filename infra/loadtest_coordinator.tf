@@ -83,8 +83,19 @@ variable "loadtest_max_shards" {
   default     = 200
 }
 
+variable "prometheus_url" {
+  description = "The environment's Prometheus (the Grafana dashboards' Prometheus datasource, docs/dashboards.md), e.g. https://prometheus.internal; the coordinator remote-writes every run's k6_* series to <url>/api/v1/write. null: no Prometheus, no remote write."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.prometheus_url == null || (can(regex("^https?://[^/]+", var.prometheus_url)) && !strcontains(coalesce(var.prometheus_url, "-"), "REPLACE-ME"))
+    error_message = "prometheus_url must be an http(s) URL (the server, without /api/v1/write), or null."
+  }
+}
+
 variable "loadtest_remote_write_url" {
-  description = "LOADTEST_COORD_REMOTE_WRITE_URL: Prometheus remote-write endpoint (e.g. https://prometheus.internal/api/v1/write); null: none."
+  description = "LOADTEST_COORD_REMOTE_WRITE_URL when the endpoint is not <prometheus_url>/api/v1/write (a remote-write gateway, Mimir, Amazon Managed Prometheus); null: derived from prometheus_url."
   type        = string
   default     = null
 }
@@ -98,6 +109,10 @@ variable "loadtest_incident_subscribers" {
 # ---- Function -------------------------------------------------------------------------
 
 locals {
+  # Remote write is on wherever a Prometheus is configured.
+  ltc_remote_write = var.loadtest_remote_write_url != null ? var.loadtest_remote_write_url : (
+    var.prometheus_url == null ? "" : "${trimsuffix(var.prometheus_url, "/")}/api/v1/write"
+  )
   ltc_name      = "loadtest-coordinator-${var.environment}"
   ltc_zip       = coalesce(var.loadtest_coordinator_zip, "${coalesce(var.artifacts_dir, "${path.root}/../target/lambda")}/loadtest-coordinator/bootstrap.zip")
   ltc_arn       = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.ltc_name}"
@@ -205,7 +220,7 @@ module "loadtest_coordinator" {
     LOADTEST_COORD_SSE_CLIENTS_PER_SHARD    = tostring(var.loadtest_sse_clients_per_shard)
     LOADTEST_COORD_MAX_SHARDS               = tostring(var.loadtest_max_shards)
     LOADTEST_COORD_INVOCATION_LIMIT_SECONDS = "900"
-    LOADTEST_COORD_REMOTE_WRITE_URL         = var.loadtest_remote_write_url == null ? "" : var.loadtest_remote_write_url
+    LOADTEST_COORD_REMOTE_WRITE_URL         = local.ltc_remote_write
     LOADTEST_COORD_INCIDENT_TOPIC_ARN       = aws_sns_topic.loadtest_incidents.arn
   }
 
@@ -306,6 +321,11 @@ resource "aws_scheduler_schedule" "loadtest_nightly" {
 
 output "loadtest_coordinator_function_name" {
   value = module.loadtest_coordinator.function_name
+}
+
+output "loadtest_remote_write_url" {
+  description = "Where the coordinator remote-writes the k6_* series (empty: nowhere)."
+  value       = local.ltc_remote_write
 }
 
 output "loadtest_incident_topic_arn" {

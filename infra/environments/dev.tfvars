@@ -38,3 +38,10 @@ manage_inventory_notification = false
 # PostgreSQL DR (postgres_dr.tf, docs/iac.md): dev deploys without a database. dr-restore, if
 # enabled here, needs its dr_* variables to name a database instead.
 postgres_dr_enabled = false
+
+# The environment's Prometheus: the Grafana dashboards' Prometheus datasource
+# (infra/grafana/, docs/dashboards.md). The load-test coordinator remote-writes every run's
+# k6_* series to <prometheus_url>/api/v1/write; it must be reachable from the function.
+# null if the environment has none (then no remote write, and the dashboards' Prometheus
+# panels stay empty for it).
+prometheus_url = "https://REPLACE-ME-prometheus.dev.internal"

@@ -52,3 +52,10 @@ postgres_replica_enabled            = true
 # postgres_replica_vpc_id             = "REPLACE-ME"
 # postgres_replica_subnet_ids         = ["REPLACE-ME-a", "REPLACE-ME-b"]
 # postgres_replica_alarm_topic_arn    = "REPLACE-ME"
+
+# The environment's Prometheus: the Grafana dashboards' Prometheus datasource
+# (infra/grafana/, docs/dashboards.md). The load-test coordinator remote-writes every run's
+# k6_* series to <prometheus_url>/api/v1/write; it must be reachable from the function.
+# null if the environment has none (then no remote write, and the dashboards' Prometheus
+# panels stay empty for it).
+prometheus_url = "https://REPLACE-ME-prometheus.prod.internal"

@@ -46,3 +46,10 @@ postgres_subnet_ids            = ["REPLACE-ME-a", "REPLACE-ME-b"]
 postgres_allowed_security_group_ids = []
 # Same-region standby (dr_region unset): dr-restore's failover rehearsal can promote it.
 postgres_replica_enabled = true
+
+# The environment's Prometheus: the Grafana dashboards' Prometheus datasource
+# (infra/grafana/, docs/dashboards.md). The load-test coordinator remote-writes every run's
+# k6_* series to <prometheus_url>/api/v1/write; it must be reachable from the function.
+# null if the environment has none (then no remote write, and the dashboards' Prometheus
+# panels stay empty for it).
+prometheus_url = "https://REPLACE-ME-prometheus.staging.internal"
