@@ -27,6 +27,26 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/8480) 2>/dev/null; then
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8480) 2>/dev/null && break; sleep 0.1; done
 fi
 
+# The Prometheus the coordinator remote-writes every run to (LOADTEST_COORD_REMOTE_WRITE_URL in
+# tools/local.env): the Debian package's binary with --web.enable-remote-write-receiver, as the
+# tests run it, on 127.0.0.1:$PROM_PORT (default 9490), its TSDB in $STATE_DIR/prometheus/. Left
+# running for `make evidence` (the Grafana dashboards' PromQL); `make down` stops it.
+prom_port="${PROM_PORT:-9490}"
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$prom_port") 2>/dev/null; then
+  prom_bin="$(command -v prometheus || echo /usr/bin/prometheus)"
+  [[ -x "$prom_bin" ]] || tools/services.sh
+  mkdir -p "$STATE_DIR/prometheus"
+  printf 'global:\n  scrape_interval: 1m\nscrape_configs: []\n' > "$STATE_DIR/prometheus/prometheus.yml"
+  setsid "$prom_bin" --web.enable-remote-write-receiver --storage.tsdb.path="$STATE_DIR/prometheus/data" \
+    --web.listen-address="127.0.0.1:$prom_port" --config.file="$STATE_DIR/prometheus/prometheus.yml" \
+    > "$STATE_DIR/prometheus.log" 2>&1 < /dev/null &
+  echo $! > "$STATE_DIR/prometheus.pid"
+  for _ in $(seq 120); do (exec 3<>"/dev/tcp/127.0.0.1/$prom_port") 2>/dev/null && break; sleep 0.5; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$prom_port") 2>/dev/null ||
+    { tail -5 "$STATE_DIR/prometheus.log" >&2; echo "demo-loadtest: Prometheus did not come up on $prom_port" >&2; exit 1; }
+fi
+echo "== Prometheus (remote-write receiver) on http://127.0.0.1:$prom_port"
+
 echo "== uploading events/loadtest/*.json to s3://$bucket/k6/scenarios/"
 aws_ s3 cp --quiet --recursive --exclude '*' --include '*.json' events/loadtest "s3://$bucket/k6/scenarios/"
 
@@ -57,7 +77,7 @@ b = r.get("baseline")
 if b:
     print(f"  baseline: ratio {b['ratio']} vs {b['reference_run'] or 'none yet (this run sets it)'} -> {'pass' if b['ok'] else 'FAIL'}")
 print(f"  gate {r['gate']['state']}: {r['gate']['reason']}")
-print(f"  report {r['artifacts']['report']}")
+print(f"  report {r['artifacts']['report']}   remote write: {r.get('remote_write')}")
 PY
 done
 

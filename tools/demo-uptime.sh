@@ -50,7 +50,10 @@ for (ns, name, fn, target), total in sorted(seen.items()):
     print("   %s %-20s function=%s target=%s  sum=%g" % (ns, name, fn, target, total))'
 
 echo "== into moto's CloudWatch, as EMF ingestion would put them"
+to=$(stat -c %s "$log")
 echo "   $("$root/.venv/bin/python" tools/emf-ingest.py "$log" "$from") datapoints"
+# What is in moto now (make evidence ingests the rest of the log, the error budget below included).
+echo "$to" > "$STATE_DIR/uptime-probe.ingested"
 
 echo "== error budget per SLO over the last 30 days ({\"kind\":\"error_budget\"})"
 make --no-print-directory invoke FN=uptime-probe EVENT=events/uptime-probe/error-budget.json |

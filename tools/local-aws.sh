@@ -13,6 +13,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 MOTO_PORT="${MOTO_PORT:-5599}"
 WATCH_PORT="${WATCH_PORT:-9599}"
+# The demo's Prometheus (tools/demo-loadtest.sh starts it; the coordinator remote-writes to it).
+PROM_PORT="${PROM_PORT:-9490}"
 # Shard processes: a coordinator's shards run side by side (with 1, a 3-shard run queued its
 # shards behind each other and sent a third of its requests).
 WATCH_CONCURRENCY="${WATCH_CONCURRENCY:-4}"
@@ -44,6 +46,7 @@ write_env() {
   sed -e "s#^AWS_ENDPOINT_URL=.*##" \
       -e "s#127\.0\.0\.1:5599#127.0.0.1:$MOTO_PORT#g" \
       -e "s#127\.0\.0\.1:9599#127.0.0.1:$WATCH_PORT#g" \
+      -e "s#127\.0\.0\.1:9490#127.0.0.1:$PROM_PORT#g" \
       "$root/tools/local.env" > "$state/function.env"
   echo "AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT" >> "$state/function.env"
 }
@@ -103,6 +106,7 @@ case "${1:-start}" in
     echo $! > "$state/functions.pid"
     ;;
   stop)
+    stop_group prometheus
     stop_group functions
     stop_group watch
     stop_group moto
@@ -116,7 +120,7 @@ case "${1:-start}" in
     echo "export PATH=$root/.venv/bin:\$PATH"
     echo "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
     echo "export STATE_DIR=$state"
-    echo "export MOTO_URL=http://127.0.0.1:$MOTO_PORT WATCH_URL=http://127.0.0.1:$WATCH_PORT"
+    echo "export MOTO_URL=http://127.0.0.1:$MOTO_PORT WATCH_URL=http://127.0.0.1:$WATCH_PORT PROM_URL=http://127.0.0.1:$PROM_PORT"
     ;;
   *) echo "usage: $0 start|stop|env|log" >&2; exit 2 ;;
 esac
