@@ -31,7 +31,7 @@ up: bootstrap ## Start moto and cargo lambda watch in the background (ports MOTO
 down: ## Stop what `make up` started
 	@tools/local-aws.sh stop
 
-DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh tools/demo-loadtest.sh tools/demo-finops.sh tools/demo-dr.sh tools/demo-chaos.sh tools/demo-scaler.sh tools/demo-uptime.sh tools/demo-bad-input.sh
+DEMOS ?= tools/demo.sh tools/demo-lifecycle.sh tools/demo-export.sh tools/demo-loadtest.sh tools/demo-finops.sh tools/demo-dr.sh tools/demo-chaos.sh tools/demo-scaler.sh tools/demo-uptime.sh tools/demo-alerts.sh tools/demo-bad-input.sh
 demo: up services ## Run each function through the Lambda emulator against moto and print what it did
 	@set -e; for d in $(DEMOS); do echo; echo "=== $$d"; bash $$d; done
 

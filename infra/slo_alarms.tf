@@ -5,9 +5,11 @@
 # and each burn-rate tier, a metric math alarm on the error ratio over the long window and one
 # over the short window; a composite alarm fires when both do (long AND short), so a page
 # needs a sustained burn and clears soon after it stops. Page tiers (14.4x over 1h/5m, 6x over
-# 6h/30m) notify the critical topic (PagerDuty), ticket tiers (3x over 1d/2h, 1x over 3d/6h)
-# the warn topic (Slack #on-call); recoveries and missing telemetry go to the info topic
-# (email). Thresholds = burn rate x (1 - objective). docs/slo.md explains every part.
+# 6h/30m) notify the critical topic (alert-router: PagerDuty and OpsGenie), ticket tiers (3x
+# over 1d/2h, 1x over 3d/6h) the warn topic (Slack #on-call); each sends its OK to the topic
+# of its ALARM, and missing telemetry goes to warn. The info topic feeds alert-router's daily
+# digest (infra/alert_routing.tf). Thresholds = burn rate x (1 - objective). docs/slo.md
+# explains every part.
 
 # ---- Variables ------------------------------------------------------------------------
 
@@ -15,12 +17,6 @@ variable "slo_alarms_enabled" {
   description = "Whether the SLO composite and no-data alarms notify (false silences them, e.g. in dev)."
   type        = bool
   default     = true
-}
-
-variable "slo_pagerduty_endpoint" {
-  description = "PagerDuty CloudWatch integration URL (https://events.pagerduty.com/integration/<key>/enqueue) subscribed to the critical topic; null: no subscription."
-  type        = string
-  default     = null
 }
 
 variable "slo_slack_team_id" {
@@ -35,16 +31,10 @@ variable "slo_slack_channel_id" {
   default     = null
 }
 
-variable "slo_info_emails" {
-  description = "Addresses subscribed (by email) to the info topic."
-  type        = list(string)
-  default     = []
-}
-
 # ---- Topics by severity ---------------------------------------------------------------
 
 resource "aws_sns_topic" "slo_critical" {
-  # PagerDuty: page alerts (14.4x and 6x burn)
+  # Page alerts (14.4x and 6x burn): alert-router to PagerDuty and OpsGenie
   #checkov:skip=CKV_AWS_26:CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key; alarm notifications carry no secrets.
   name = "slo-critical-${var.environment}"
 
@@ -64,21 +54,13 @@ resource "aws_sns_topic" "slo_warn" {
 }
 
 resource "aws_sns_topic" "slo_info" {
-  # Email: recoveries and missing SLI telemetry
+  # Informational alarms: alert-router's daily e-mail digest
   #checkov:skip=CKV_AWS_26:CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key; alarm notifications carry no secrets.
   name = "slo-info-${var.environment}"
 
   tags = {
     Severity = "info"
   }
-}
-
-resource "aws_sns_topic_subscription" "slo_pagerduty" {
-  count                  = var.slo_pagerduty_endpoint == null ? 0 : 1
-  topic_arn              = aws_sns_topic.slo_critical.arn
-  protocol               = "https"
-  endpoint               = var.slo_pagerduty_endpoint
-  endpoint_auto_confirms = true
 }
 
 resource "aws_iam_role" "slo_chatbot" {
@@ -102,13 +84,6 @@ resource "aws_chatbot_slack_channel_configuration" "slo_on_call" {
   slack_channel_id      = var.slo_slack_channel_id
   sns_topic_arns        = [aws_sns_topic.slo_warn.arn]
   guardrail_policy_arns = ["arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchReadOnlyAccess"]
-}
-
-resource "aws_sns_topic_subscription" "slo_info_email" {
-  for_each  = toset(var.slo_info_emails)
-  topic_arn = aws_sns_topic.slo_info.arn
-  protocol  = "email"
-  endpoint  = each.value
 }
 
 # ---- SLO api-availability: 99.5 % (0.5 % error budget over 30 days) --------

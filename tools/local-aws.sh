@@ -15,6 +15,8 @@ MOTO_PORT="${MOTO_PORT:-5599}"
 WATCH_PORT="${WATCH_PORT:-9599}"
 # The demo's Prometheus (tools/demo-loadtest.sh starts it; the coordinator remote-writes to it).
 PROM_PORT="${PROM_PORT:-9490}"
+# alert-receivers.py for the alerting demo: one per stack (the default stack: 8491).
+ALERT_RECEIVERS_PORT="${ALERT_RECEIVERS_PORT:-$(( WATCH_PORT == 9599 ? 8491 : WATCH_PORT - 1000 ))}"
 # Shard processes: a coordinator's shards run side by side (with 1, a 3-shard run queued its
 # shards behind each other and sent a third of its requests).
 WATCH_CONCURRENCY="${WATCH_CONCURRENCY:-4}"
@@ -47,6 +49,7 @@ write_env() {
       -e "s#127\.0\.0\.1:5599#127.0.0.1:$MOTO_PORT#g" \
       -e "s#127\.0\.0\.1:9599#127.0.0.1:$WATCH_PORT#g" \
       -e "s#127\.0\.0\.1:9490#127.0.0.1:$PROM_PORT#g" \
+      -e "s#127\.0\.0\.1:8491#127.0.0.1:$ALERT_RECEIVERS_PORT#g" \
       "$root/tools/local.env" > "$state/function.env"
   echo "AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT" >> "$state/function.env"
 }
@@ -106,6 +109,7 @@ case "${1:-start}" in
     echo $! > "$state/functions.pid"
     ;;
   stop)
+    stop_group alert-receivers
     stop_group prometheus
     stop_group functions
     stop_group watch
@@ -120,7 +124,7 @@ case "${1:-start}" in
     echo "export PATH=$root/.venv/bin:\$PATH"
     echo "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
     echo "export STATE_DIR=$state"
-    echo "export MOTO_URL=http://127.0.0.1:$MOTO_PORT WATCH_URL=http://127.0.0.1:$WATCH_PORT PROM_URL=http://127.0.0.1:$PROM_PORT"
+    echo "export MOTO_URL=http://127.0.0.1:$MOTO_PORT WATCH_URL=http://127.0.0.1:$WATCH_PORT PROM_URL=http://127.0.0.1:$PROM_PORT ALERT_RECEIVERS_PORT=$ALERT_RECEIVERS_PORT"
     ;;
   *) echo "usage: $0 start|stop|env|log" >&2; exit 2 ;;
 esac

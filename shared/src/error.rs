@@ -41,6 +41,15 @@ pub enum SuiteError {
     },
 
     /// Local I/O (temporary files under /tmp).
+    /// A service outside AWS (PagerDuty, OpsGenie, Slack, Jira) refused or failed a request.
+    #[error("{service} failed: {message}")]
+    Upstream {
+        service: &'static str,
+        message: String,
+        /// Whether asking again can help (5xx, 429, transport); a 4xx other than 429 cannot.
+        retryable: bool,
+    },
+
     #[error("local I/O: {0}")]
     Io(#[from] std::io::Error),
 
@@ -79,6 +88,7 @@ impl SuiteError {
             SuiteError::BadObject { .. } => "BadObject",
             SuiteError::Bucket { .. } => "BucketError",
             SuiteError::Aws { .. } => "AwsError",
+            SuiteError::Upstream { .. } => "UpstreamError",
             SuiteError::Io(_) => "IoError",
             SuiteError::Internal(_) => "InternalError",
         }
@@ -86,7 +96,15 @@ impl SuiteError {
 
     /// Whether a retry of the same event could succeed (throttling, I/O); bad input never does.
     pub fn retryable(&self) -> bool {
-        matches!(self, SuiteError::Aws { .. } | SuiteError::Io(_))
+        matches!(
+            self,
+            SuiteError::Aws { .. }
+                | SuiteError::Io(_)
+                | SuiteError::Upstream {
+                    retryable: true,
+                    ..
+                }
+        )
     }
 }
 

@@ -12,7 +12,9 @@
 //!   adapter, the one classification of S3 errors, and the report writer;
 //! - [`state`]: typed JSON state (checkpoints, run state, leases) on conditional writes;
 //! - [`error`]: the classified error every handler returns;
-//! - [`events`]: helpers for the outside event shapes (S3 keys, schedules).
+//! - [`events`]: helpers for the outside event shapes (S3 keys, schedules);
+//! - [`notifications`]: SNS envelopes, AWS Budgets and Cost Anomaly Detection messages,
+//!   read by cost-anomaly (records them) and alert-router (routes them).
 
 pub mod aws;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod lambda;
 pub mod metrics;
+pub mod notifications;
 pub mod otel;
 pub mod report;
 pub mod state;

@@ -385,7 +385,7 @@ pub fn start_watch(function_env: &[(String, String)]) -> Watch {
 }
 
 /// The suite's Lambda functions (the packages under functions/).
-pub const FUNCTIONS: [&str; 10] = [
+pub const FUNCTIONS: [&str; 11] = [
     "manifest-diff",
     "lifecycle-enforcer",
     "export-compressor",
@@ -396,6 +396,7 @@ pub const FUNCTIONS: [&str; 10] = [
     "chaos-runner",
     "worker-scaler",
     "uptime-probe",
+    "alert-router",
 ];
 
 /// `aws lambda invoke` (the real AWS CLI) against the emulator; returns the CLI's exit

@@ -715,6 +715,7 @@ pub const LANDED: &[&str] = &[
     "dr-restore",
     "worker-scaler",
     "uptime-probe",
+    "alert-router",
 ];
 
 pub fn is_strict(_repo: &Path, name: &str) -> bool {

@@ -870,7 +870,10 @@ pub fn sdk_calls(file: &str, c: &Cleaned, clients: &Clients) -> (Vec<SdkCall>, V
         }
     }
     calls.sort();
-    calls.dedup_by(|a, b| a.service == b.service && a.method == b.method && a.file == b.file);
+    // Each call site stays (only exact repeats go): the function scan keeps a shared call only
+    // when its line lies in a fn the function uses, so collapsing a file's calls of one
+    // operation to its first line lost PutObject of `put_conditional` behind `put_bytes`'s.
+    calls.dedup();
     (calls, unknown)
 }
 

@@ -155,20 +155,28 @@ const HEADER: &str =
 # and each burn-rate tier, a metric math alarm on the error ratio over the long window and one
 # over the short window; a composite alarm fires when both do (long AND short), so a page
 # needs a sustained burn and clears soon after it stops. Page tiers (14.4x over 1h/5m, 6x over
-# 6h/30m) notify the critical topic (PagerDuty), ticket tiers (3x over 1d/2h, 1x over 3d/6h)
-# the warn topic (Slack #on-call); recoveries and missing telemetry go to the info topic
-# (email). Thresholds = burn rate x (1 - objective). docs/slo.md explains every part.
+# 6h/30m) notify the critical topic (alert-router: PagerDuty and OpsGenie), ticket tiers (3x
+# over 1d/2h, 1x over 3d/6h) the warn topic (Slack #on-call); each sends its OK to the topic
+# of its ALARM, and missing telemetry goes to warn. The info topic feeds alert-router's daily
+# digest (infra/alert_routing.tf). Thresholds = burn rate x (1 - objective). docs/slo.md
+# explains every part.
 ";
 
 pub fn render_file(file: &SloFile, plans: &[SloPlan]) -> String {
     let mut out = String::from(HEADER);
     let topics = [
-        ("critical", "PagerDuty: page alerts (14.4x and 6x burn)"),
+        (
+            "critical",
+            "Page alerts (14.4x and 6x burn): alert-router to PagerDuty and OpsGenie",
+        ),
         (
             "warn",
             "Slack #on-call via AWS Chatbot: ticket alerts (3x and 1x burn)",
         ),
-        ("info", "Email: recoveries and missing SLI telemetry"),
+        (
+            "info",
+            "Informational alarms: alert-router's daily e-mail digest",
+        ),
     ];
     out.push_str("\n# ---- Variables ------------------------------------------------------------------------\n");
     let var = |out: &mut String, name: &str, desc: &str, ty: &str, default: &str| {
@@ -189,7 +197,6 @@ pub fn render_file(file: &SloFile, plans: &[SloPlan]) -> String {
         "bool",
         "true",
     );
-    var(&mut out, "slo_pagerduty_endpoint", "PagerDuty CloudWatch integration URL (https://events.pagerduty.com/integration/<key>/enqueue) subscribed to the critical topic; null: no subscription.", "string", "null");
     var(
         &mut out,
         "slo_slack_team_id",
@@ -203,13 +210,6 @@ pub fn render_file(file: &SloFile, plans: &[SloPlan]) -> String {
         "Slack channel id of #on-call (AWS Chatbot); null: no Slack configuration.",
         "string",
         "null",
-    );
-    var(
-        &mut out,
-        "slo_info_emails",
-        "Addresses subscribed (by email) to the info topic.",
-        "list(string)",
-        "[]",
     );
 
     out.push_str("\n# ---- Topics by severity ---------------------------------------------------------------\n");
@@ -225,17 +225,6 @@ pub fn render_file(file: &SloFile, plans: &[SloPlan]) -> String {
             ],
         );
     }
-    top(
-        &mut out,
-        "resource \"aws_sns_topic_subscription\" \"slo_pagerduty\"",
-        vec![
-            attr("count", "var.slo_pagerduty_endpoint == null ? 0 : 1"),
-            attr("topic_arn", "aws_sns_topic.slo_critical.arn"),
-            attr("protocol", q("https")),
-            attr("endpoint", "var.slo_pagerduty_endpoint"),
-            attr("endpoint_auto_confirms", "true"),
-        ],
-    );
     top(
         &mut out,
         "resource \"aws_iam_role\" \"slo_chatbot\"",
@@ -269,16 +258,6 @@ pub fn render_file(file: &SloFile, plans: &[SloPlan]) -> String {
             attr("slack_channel_id", "var.slo_slack_channel_id"),
             attr("sns_topic_arns", "[aws_sns_topic.slo_warn.arn]"),
             attr("guardrail_policy_arns", "[\"arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchReadOnlyAccess\"]"),
-        ],
-    );
-    top(
-        &mut out,
-        "resource \"aws_sns_topic_subscription\" \"slo_info_email\"",
-        vec![
-            attr("for_each", "toset(var.slo_info_emails)"),
-            attr("topic_arn", "aws_sns_topic.slo_info.arn"),
-            attr("protocol", q("email")),
-            attr("endpoint", "each.value"),
         ],
     );
 

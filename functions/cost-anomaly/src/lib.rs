@@ -12,7 +12,7 @@ pub mod budgets;
 pub mod config;
 pub mod detect;
 pub mod handler;
-pub mod parse;
+pub use shared::notifications as parse;
 pub mod port;
 pub mod report;
 pub mod run;

@@ -31,3 +31,8 @@ output "failure_destination_arn" {
   description = "Where failed asynchronous invocations go: the topic if failure_topic_arn is set, else the queue."
   value       = coalesce(var.failure_topic_arn, aws_sqs_queue.failures.arn)
 }
+
+output "dlq_name" {
+  description = "The failure queue's name (the QueueName dimension of its AWS/SQS metrics)."
+  value       = aws_sqs_queue.failures.name
+}
