@@ -233,7 +233,7 @@ fn alarm(channel: Channel, v: &Value) -> Classified {
             .map(str::to_string),
         link: Some(format!(
             "https://console.aws.amazon.com/cloudwatch/home?region={region_code}#alarmsV2:alarm/{}",
-            form_path(&name)
+            crate::format::url_encode(&name)
         )),
         fields,
     })
@@ -348,15 +348,6 @@ pub fn truncate(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
-}
-
-fn form_path(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' => c.to_string(),
-            other => format!("%{:02X}", other as u32 & 0xff),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -386,6 +386,25 @@ async fn an_alert_no_route_can_carry_fails_loudly() {
             && msg.contains("secret alert-routes"),
         "{msg}"
     );
+    // In one batch behind a failing record, the unconfigured one is still named.
+    control(
+        "/_fail",
+        json!({"prefix": "/pagerduty", "status": 503, "times": 3}),
+    )
+    .await;
+    let mut batch = sns(
+        CRITICAL,
+        "n-3",
+        &alarm("slo-api-availability-page-local", "ALARM"),
+    );
+    let finops = sns(FINOPS, "n-4", r#"{"anomalyId":"a-2"}"#)["Records"][0].clone();
+    batch["Records"].as_array_mut().unwrap().push(finops);
+    let e = run(&d, batch).await.unwrap_err().to_string();
+    assert!(
+        e.contains("failed routes: pagerduty")
+            && e.contains("slack_finops (cost-anomaly-detection/a-2)"),
+        "{e}"
+    );
     let e = run(&d, sns("arn:aws:sns:us-east-1:1:other", "n-2", "hello"))
         .await
         .unwrap_err();

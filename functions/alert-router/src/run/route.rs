@@ -17,7 +17,7 @@ use shared::{SuiteError, SuiteResult};
 use crate::classify::{classify, Classified};
 use crate::config::Settings;
 use crate::format;
-use crate::model::{Action, Alert, Channel, Delivery, Route};
+use crate::model::{Action, Alert, Delivery, Route};
 use crate::port::{post_with_retry, HttpPost, RouteSecrets};
 
 /// What the router needs, borrowed.
@@ -99,6 +99,7 @@ impl<S: ConditionalStore, H: HttpPost> Router<'_, S, H> {
                 }
             };
             let mut reached = 0;
+            let failed_before = out.failures.len();
             let mut unconfigured = vec![];
             for &route in channel.routes() {
                 let record = self.key(&format!(
@@ -132,7 +133,7 @@ impl<S: ConditionalStore, H: HttpPost> Router<'_, S, H> {
                     }
                 }
             }
-            if reached == 0 && out.failures.is_empty() {
+            if reached == 0 && out.failures.len() == failed_before {
                 // Every route of the channel lacks its secret: a person would never see it.
                 out.failures.push((
                     channel.routes()[0],
@@ -364,15 +365,5 @@ impl<S: ConditionalStore, H: HttpPost> Router<'_, S, H> {
                 Ok(done("collected", Some(day)))
             }
         }
-    }
-}
-
-/// The channel a delivery belongs to, for the response.
-pub fn channel_of_route(route: Route) -> Channel {
-    match route {
-        Route::Pagerduty | Route::Opsgenie => Channel::Critical,
-        Route::Digest => Channel::Info,
-        Route::SlackFinops | Route::JiraFinops => Channel::Finops,
-        Route::JiraRelease => Channel::Release,
     }
 }
