@@ -95,6 +95,23 @@ variable "finops_budget_check_schedule" {
   default     = "cron(0 7 * * ? *)"
 }
 
+variable "finops_cad_enabled" {
+  description = "AWS Cost Anomaly Detection beside the suite's own detector: a monitor of this environment's tagged spend (finops_tag_key = environment) and a subscription that publishes to the FinOps topic, so alert-router routes AWS's findings (root causes down to usage type) with ours."
+  type        = bool
+  default     = true
+}
+
+variable "finops_cad_impact_dollars" {
+  description = "Cost Anomaly Detection notifies for anomalies whose total impact is at least this many dollars."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.finops_cad_impact_dollars > 0
+    error_message = "finops_cad_impact_dollars must be above 0."
+  }
+}
+
 variable "finops_schedules_enabled" {
   description = "Whether the FinOps schedules run."
   type        = bool
@@ -135,6 +152,13 @@ data "aws_iam_policy_document" "cost_anomaly" {
     sid       = "OwnStateAndReports"
     actions   = ["s3:GetObject", "s3:PutObject"]
     resources = [local.ca_state, local.ca_report]
+  }
+
+  # Its own anomalies, published for alert-router (Slack FinOps, Jira FINOPS).
+  statement {
+    sid       = "PublishAnomalyAlerts"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.finops.arn]
   }
 
   # GetObject of a key not written yet must be 404, not 403.
@@ -224,10 +248,17 @@ resource "aws_sns_topic_policy" "finops" {
   policy = data.aws_iam_policy_document.finops_topic.json
 }
 
+# cost-anomaly reads AWS's notifications on the FinOps topic (Budgets, Cost Anomaly
+# Detection) and publishes its own anomalies to it for alert-router. Every suite publication
+# carries the `producer` message attribute (shared::notifications::PRODUCER_ATTRIBUTE); AWS's
+# carry none, so this filter gives the function AWS's and never its own back. The file is the
+# one the function's integration test applies in moto.
 resource "aws_sns_topic_subscription" "finops_lambda" {
-  topic_arn = aws_sns_topic.finops.arn
-  protocol  = "lambda"
-  endpoint  = module.cost_anomaly.function_arn
+  topic_arn           = aws_sns_topic.finops.arn
+  protocol            = "lambda"
+  endpoint            = module.cost_anomaly.function_arn
+  filter_policy       = file("${path.module}/sns/finops-aws-notifications-only.json")
+  filter_policy_scope = "MessageAttributes"
 }
 
 resource "aws_lambda_permission" "finops_sns" {
@@ -376,4 +407,46 @@ output "finops_topic_arn" {
 
 output "finops_report_location" {
   value = "s3://${var.report_bucket}/${var.report_prefix}finops/"
+}
+
+# ---- AWS Cost Anomaly Detection: a second opinion with root causes, on the same route ----
+
+# A CUSTOM monitor on the environment's cost allocation tag: one per environment (an account
+# holds one DIMENSIONAL SERVICE monitor only, so per-environment stacks could not each make one).
+resource "aws_ce_anomaly_monitor" "finops" {
+  count = var.finops_cad_enabled ? 1 : 0
+
+  name         = "finops-${var.environment}"
+  monitor_type = "CUSTOM"
+  monitor_specification = jsonencode({
+    Tags = {
+      Key          = var.finops_tag_key
+      Values       = [var.environment]
+      MatchOptions = ["EQUALS"]
+    }
+  })
+}
+
+# SNS subscribers need IMMEDIATE; the topic policy lets costalerts.amazonaws.com publish.
+resource "aws_ce_anomaly_subscription" "finops" {
+  count = var.finops_cad_enabled ? 1 : 0
+
+  name             = "finops-${var.environment}"
+  frequency        = "IMMEDIATE"
+  monitor_arn_list = [aws_ce_anomaly_monitor.finops[0].arn]
+
+  subscriber {
+    type    = "SNS"
+    address = aws_sns_topic.finops.arn
+  }
+
+  threshold_expression {
+    dimension {
+      key           = "ANOMALY_TOTAL_IMPACT_ABSOLUTE"
+      match_options = ["GREATER_THAN_OR_EQUAL"]
+      values        = [tostring(var.finops_cad_impact_dollars)]
+    }
+  }
+
+  depends_on = [aws_sns_topic_policy.finops]
 }

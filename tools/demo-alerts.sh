@@ -88,6 +88,32 @@ invoke page-alarm-again slo-critical-local "$(alarm $page ALARM)"
 invoke budget-80 finops-alerts-local .local/demo-budget.txt
 invoke budget-80-again finops-alerts-local .local/demo-budget.txt
 invoke cost-anomaly finops-alerts-local .local/demo-cad.json
+# cost-anomaly's own detections from the FinOps demo, as SNS delivered them to
+# alert-router's subscription (a queue standing in for the Lambda subscription).
+inbox=$(awsm sqs get-queue-url --queue-name alert-router-finops-inbox --query QueueUrl --output text 2>/dev/null || true)
+n_own=0
+while [[ -n "$inbox" ]]; do
+  awsm sqs receive-message --queue-url "$inbox" --max-number-of-messages 10 --wait-time-seconds 0 > .local/demo-inbox.json
+  count=$(python3 -c 'import json; print(len(json.load(open(".local/demo-inbox.json")).get("Messages", [])) if open(".local/demo-inbox.json").read().strip() else 0)')
+  [[ $count == 0 ]] && break
+  for i in $(seq 0 $((count - 1))); do
+    python3 - "$i" > .local/demo-alert-event.json <<'PY'
+import json, sys
+m = json.load(open(".local/demo-inbox.json"))["Messages"][int(sys.argv[1])]
+env = json.loads(m["Body"])  # the SNS envelope SNS wrote to the queue
+print(json.dumps({"Records": [{"EventSource": "aws:sns", "Sns": {k: env.get(k) for k in
+  ("Type", "MessageId", "TopicArn", "Subject", "Message", "Timestamp", "MessageAttributes")}}]}))
+PY
+    if ! AWS_MAX_ATTEMPTS=1 aws lambda invoke --endpoint-url "$WATCH_URL" --cli-read-timeout 0 \
+        --function-name alert-router --payload fileb://.local/demo-alert-event.json .local/demo-alert-out.json >/dev/null; then
+      echo "   alert-router failed on a cost-anomaly alert; its log:" >&2; tail -5 "$STATE_DIR/alert-router.log" >&2; exit 1
+    fi
+    python3 -c 'import json; e=json.load(open(".local/demo-alert-event.json"))["Records"][0]["Sns"]; m=json.loads(e["Message"]); r=json.load(open(".local/demo-alert-out.json")); print("   %-22s %s  (%s: %s)" % ("cost-anomaly " + m["action"], ", ".join("%s:%s%s" % (d["route"], d["outcome"], (" "+d["reference"]) if d.get("reference") else "") for d in r.get("deliveries", [])), m["key"][len("cost-anomaly/"):], m["title"][:50]))'
+    awsm sqs delete-message --queue-url "$inbox" --receipt-handle "$(python3 -c 'import json,sys; print(json.load(open(".local/demo-inbox.json"))["Messages"][int(sys.argv[1])]["ReceiptHandle"])' "$i")"
+    n_own=$((n_own + 1))
+  done
+done
+[[ $n_own == 0 ]] && echo "   (no cost-anomaly alerts waiting: the FinOps demo published none this run)"
 invoke release-incident loadtest-incidents-local .local/demo-incident.json
 invoke info-export slo-info-local "$(alarm export-compressor-failures-local ALARM)"
 invoke info-export-ok slo-info-local "$(alarm export-compressor-failures-local OK)"

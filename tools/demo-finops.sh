@@ -3,8 +3,9 @@
 # pattern, month-start support charges, a spike in prod EC2 on 2026-10-14 and a slow drift in
 # staging RDS from 2026-10-20) into moto's Cost Explorer, checks and creates the budgets (dry run
 # first), sends a Budgets and a Cost Anomaly Detection alert as SNS would, replays the daily
-# detection over October 2026 (one invocation a day, as the schedule would) and writes the
-# monthly report, then prints it. Everything goes through `cargo lambda watch` with the AWS CLI.
+# detection over October 2026 (one invocation a day, as the schedule would), which publishes
+# each new, grown and finished anomaly to the FinOps topic (tools/demo-alerts.sh routes them),
+# and writes the monthly report, then prints it. Everything goes through `cargo lambda watch` with the AWS CLI.
 # Re-runnable: Cost Explorer results are loaded only when the function's cache is empty.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -83,6 +84,24 @@ for e in sns-budget-actual-80 sns-budget-actual-80 sns-cost-anomaly sns-unrecogn
   python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["messages"][0]; print("  %-13s %-16s %s" % (m["kind"], m["action"], m.get("dedup_key") or m.get("reason") or ""))' "$work/$e.json"
 done
 
+# The FinOps topic as infra/cost_anomaly.tf and infra/alert_routing.tf wire it: alert-router's
+# subscription (a queue here: moto cannot invoke the emulator; tools/demo-alerts.sh forwards
+# it) and cost-anomaly's own, filtered by the same policy file.
+awsm() { aws --endpoint-url "$MOTO_URL" "$@"; }
+topic=$(awsm sns create-topic --name finops-alerts-local --query TopicArn --output text)
+for q in alert-router-finops-inbox cost-anomaly-finops-inbox; do
+  awsm sqs create-queue --queue-name "$q" >/dev/null
+  awsm sns list-subscriptions-by-topic --topic-arn "$topic" --query 'Subscriptions[].Endpoint' --output text |
+    tr '\t' '\n' | grep -qx "arn:aws:sqs:us-east-1:123456789012:$q" && continue
+  sub=$(awsm sns subscribe --topic-arn "$topic" --protocol sqs --return-subscription-arn \
+    --notification-endpoint "arn:aws:sqs:us-east-1:123456789012:$q" --query SubscriptionArn --output text)
+  if [[ $q == cost-anomaly-finops-inbox ]]; then
+    awsm sns set-subscription-attributes --subscription-arn "$sub" --attribute-name FilterPolicyScope --attribute-value MessageAttributes
+    awsm sns set-subscription-attributes --subscription-arn "$sub" --attribute-name FilterPolicy \
+      --attribute-value "$(cat infra/sns/finops-aws-notifications-only.json)"
+  fi
+done
+
 echo "== daily detection replayed over October 2026 (as_of = the day the schedule would run)"
 for day in $(seq -w 1 31) 32; do
   if [[ $day == 32 ]]; then as_of=2026-11-01; else as_of=2026-10-$day; fi
@@ -96,9 +115,13 @@ line = f"  {r['as_of']}: {r['fetch']['requests']} CE page(s), {r['fetch']['cache
 alerts = [a for a in r["alerts"] if a["action"] in ("new", "updated")]
 print(line)
 for a in alerts:
-    print(f"      ALERT {a['action']}: {a['explanation']} (delay {a['detection_delay_days']} d)")
+    print(f"      ALERT {a['action']}: {a['explanation']} (delay {a['detection_delay_days']} d)" + (" -> FinOps topic" if a.get("published") else ""))
+for k in r.get("resolved", []):
+    print(f"      RESOLVED {k} -> FinOps topic")
 PY
 done
+q() { awsm sqs get-queue-attributes --queue-url "$(awsm sqs get-queue-url --queue-name "$1" --query QueueUrl --output text)" --attribute-names ApproximateNumberOfMessages --query Attributes.ApproximateNumberOfMessages --output text; }
+echo "   on the FinOps topic: $(q alert-router-finops-inbox) message(s) for alert-router, $(q cost-anomaly-finops-inbox) for cost-anomaly's own subscription (its filter keeps its alerts out)"
 
 echo "== monthly report for 2026-10"
 echo '{"job": "report", "month": "2026-10", "as_of": "2026-11-01"}' > "$work/report.json"

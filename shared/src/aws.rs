@@ -112,6 +112,11 @@ impl AwsClients {
         aws_sdk_s3::Client::from_conf(s3_config(&self.sdk, &self.settings))
     }
 
+    /// The suite's one SNS publisher (`shared::sns`).
+    pub fn sns_publisher(&self) -> crate::sns::SnsPublisher {
+        crate::sns::SnsPublisher::new(aws_sdk_sns::Client::new(&self.sdk))
+    }
+
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
         aws_sdk_lambda::Client::new(&self.sdk)
     }

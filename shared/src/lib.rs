@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod otel;
 pub mod report;
+pub mod sns;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! The outside message shapes, parsed defensively: SNS envelopes, AWS Budgets plain-text
-//! notifications and Cost Anomaly Detection JSON. Pure and total: any input gives a value or
+//! notifications, Cost Anomaly Detection JSON and the suite's own alert ([`PlaybookAlert`],
+//! which cost-anomaly publishes and alert-router routes). Pure and total: any input gives a value or
 //! a named error, never a panic (a proptest holds them to it). A message we do not recognise
 //! becomes [`Message::Unrecognised`] so it is recorded and reported, not dropped.
 
@@ -126,7 +127,73 @@ pub struct CadAlert {
 pub enum Message {
     Budget(BudgetAlert),
     CostAnomaly(CadAlert),
+    Playbook(PlaybookAlert),
     Unrecognised { reason: String, raw: String },
+}
+
+/// What a [`PlaybookAlert`] asks of its routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Open (or, with the same key, re-notify an open) alert.
+    Trigger,
+    /// Close the alert with this key, on the route that opened it.
+    Resolve,
+}
+
+fn trigger() -> Action {
+    Action::Trigger
+}
+
+/// The version [`PlaybookAlert::playbook_alert`] carries.
+pub const PLAYBOOK_ALERT_VERSION: u32 = 1;
+
+/// The SNS message attribute every suite publication carries, naming the function. The
+/// FinOps topic's subscription of cost-anomaly filters on its absence (infra/cost_anomaly.tf),
+/// so the function that reads AWS's notifications does not read its own alerts back.
+pub const PRODUCER_ATTRIBUTE: &str = "producer";
+
+/// The suite's own alert (docs/alert-router.md#message): any function publishes it, as JSON,
+/// to a channel's topic; alert-router routes it like AWS's notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookAlert {
+    /// Always [`PLAYBOOK_ALERT_VERSION`]: what makes a JSON message one of ours.
+    pub playbook_alert: u32,
+    /// The sender's idempotency id: alert-router delivers one id once per route, so a
+    /// publish repeated after the sender lost its state is not a second message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Stable per alert: the trigger and its resolve carry the same key.
+    pub key: String,
+    #[serde(default = "trigger")]
+    pub action: Action,
+    pub title: String,
+    #[serde(default)]
+    pub summary: String,
+    /// The function that raised it.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<(String, String)>,
+}
+
+/// A JSON message that is one of ours: the version, a key and a title.
+pub fn parse_playbook_alert(v: &Value) -> Result<PlaybookAlert, String> {
+    let a: PlaybookAlert = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    if a.playbook_alert != PLAYBOOK_ALERT_VERSION {
+        return Err(format!(
+            "playbook_alert {} is not version {PLAYBOOK_ALERT_VERSION}",
+            a.playbook_alert
+        ));
+    }
+    if a.key.trim().is_empty() || a.title.trim().is_empty() {
+        return Err("a playbook alert needs a key and a title".into());
+    }
+    Ok(a)
 }
 
 impl Message {
@@ -134,17 +201,25 @@ impl Message {
         match self {
             Message::Budget(_) => "budget",
             Message::CostAnomaly(_) => "cost_anomaly",
+            Message::Playbook(_) => "playbook_alert",
             Message::Unrecognised { .. } => "unrecognised",
         }
     }
 }
 
-/// Classifies one SNS message body. Never fails: what is not a Budgets notification nor a Cost
-/// Anomaly Detection alert is `Unrecognised` with the reason.
+/// Classifies one SNS message body. Never fails: what is not a Budgets notification, a Cost
+/// Anomaly Detection alert nor a playbook alert is `Unrecognised` with the reason.
 pub fn classify(message: &str) -> Message {
     let trimmed = message.trim_start_matches('\u{feff}').trim();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         return match serde_json::from_str::<Value>(trimmed) {
+            Ok(v) if v.get("playbook_alert").is_some() => match parse_playbook_alert(&v) {
+                Ok(a) => Message::Playbook(a),
+                Err(reason) => Message::Unrecognised {
+                    reason: format!("a playbook alert that does not parse: {reason}"),
+                    raw: message.to_string(),
+                },
+            },
             Ok(v) => match parse_cad(&v) {
                 Ok(a) => Message::CostAnomaly(a),
                 Err(reason) => Message::Unrecognised {
@@ -366,6 +441,37 @@ mod tests {
     use super::*;
 
     const BUDGET: &str = "AWS Budget Notification November 27, 2026\nAWS Account 123456789012\n\nDear AWS Customer,\n\nYou requested that we alert you when the ACTUAL Cost associated with your prod-monthly budget is greater than 80.00% of your budgeted amount.\n\nBudget Name: prod-monthly\nBudget Type: Cost\nBudgeted Amount: $10,000.00\nAlert Type: ACTUAL\nAlert Threshold: > $8,000.00\nACTUAL Amount: $8,123.45\n";
+
+    #[test]
+    fn playbook_alerts_are_recognised_and_survive_the_record() {
+        let a = PlaybookAlert {
+            playbook_alert: PLAYBOOK_ALERT_VERSION,
+            id: Some("cost-anomaly/prod/EC2/2026-10-14/trigger/0".into()),
+            key: "cost-anomaly/prod/EC2/2026-10-14".into(),
+            action: Action::Resolve,
+            title: "EC2 spend back to normal".into(),
+            summary: String::new(),
+            source: "cost-anomaly".into(),
+            at: None,
+            link: None,
+            fields: vec![("Impact".into(), "$812.40".into())],
+        };
+        let text = serde_json::to_string(&a).unwrap();
+        let m = classify(&text);
+        assert_eq!(m, Message::Playbook(a.clone()));
+        // cost-anomaly keeps the classified message in its record (internally tagged).
+        let back: Message = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+        // A typo is not silently accepted, nor a version from the future: raw, recorded.
+        let typo = text.replace("\"title\"", "\"tittle\"");
+        assert!(
+            matches!(classify(&typo), Message::Unrecognised { reason, .. } if reason.contains("tittle"))
+        );
+        let v2 = text.replace("\"playbook_alert\":1", "\"playbook_alert\":2");
+        assert!(
+            matches!(classify(&v2), Message::Unrecognised { reason, .. } if reason.contains("version 1"))
+        );
+    }
 
     #[test]
     fn budget_text() {

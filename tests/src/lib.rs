@@ -184,6 +184,23 @@ impl Moto {
         );
     }
 
+    /// The real AWS CLI against this moto (`--output json`); panics with its stderr when it
+    /// fails. Answers the parsed JSON (Null for commands that print nothing).
+    pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(venv_bin("aws"))
+            .args(args)
+            .args(["--endpoint-url", &self.url, "--output", "json"])
+            .envs(self.env())
+            .output()
+            .expect("aws cli");
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// The variables a function (or the AWS CLI) needs to talk to this moto.
     pub fn env(&self) -> Vec<(String, String)> {
         [

@@ -789,6 +789,155 @@ mod signals {
     }
 }
 
+// ---- Alert delivery (infra/alert_routing.tf, infra/cost_anomaly.tf, docs/alert-router.md) --
+
+mod alert_delivery {
+    use iac_check::repo_root;
+    use iac_check::signals::{self, Plan};
+    use serde_json::Value;
+
+    fn plans() -> Vec<Plan> {
+        signals::load_plans(&repo_root(), &["dev", "staging", "prod"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn after<'a>(plan: &'a Plan, address: &str) -> &'a Value {
+        plan.json["resource_changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|rc| rc["address"] == address)
+            .map(|rc| &rc["change"]["after"])
+            .unwrap_or_else(|| panic!("{}: {address} is not planned", plan.environment))
+    }
+
+    fn config<'a>(module: &'a Value, address: &str) -> &'a Value {
+        module["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["address"] == address)
+            .map(|r| &r["expressions"])
+            .unwrap_or_else(|| panic!("{address} is not in the configuration"))
+    }
+
+    fn refs(v: &Value) -> Vec<&str> {
+        v["references"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect()
+    }
+
+    /// Every alert topic reaches alert-router; what it cannot deliver after its retries lands
+    /// in its failure queue, whose alarm fires and resolves on the warn route; cost-anomaly
+    /// hears AWS's FinOps notifications and never its own (the filter the integration test
+    /// applies in moto); AWS Cost Anomaly Detection publishes to the FinOps topic.
+    #[test]
+    fn every_alert_reaches_the_router_and_what_it_cannot_deliver_is_alarmed() {
+        let filter_file = std::fs::read_to_string(
+            repo_root().join("infra/sns/finops-aws-notifications-only.json"),
+        )
+        .unwrap();
+        let filter: Value = serde_json::from_str(&filter_file).unwrap();
+        assert!(
+            filter
+                .get(shared::notifications::PRODUCER_ATTRIBUTE)
+                .is_some(),
+            "the filter names the attribute every suite publication carries: {filter}"
+        );
+        for plan in plans() {
+            let env = plan.environment.as_str();
+            for channel in ["critical", "info", "finops", "release"] {
+                let sub = after(
+                    &plan,
+                    &format!("aws_sns_topic_subscription.alert_router[\"{channel}\"]"),
+                );
+                assert_eq!(sub["protocol"], "lambda", "{env}: {channel}");
+            }
+            let own = after(&plan, "aws_sns_topic_subscription.finops_lambda");
+            let planned: Value =
+                serde_json::from_str(own["filter_policy"].as_str().unwrap_or("null")).unwrap();
+            assert_eq!(
+                planned, filter,
+                "{env}: cost-anomaly's FinOps subscription filter"
+            );
+            assert_eq!(own["filter_policy_scope"], "MessageAttributes", "{env}");
+
+            let invoke = after(
+                &plan,
+                "module.alert_router.aws_lambda_function_event_invoke_config.this",
+            );
+            assert_eq!(invoke["maximum_retry_attempts"], 2, "{env}");
+            let queue = after(&plan, "module.alert_router.aws_sqs_queue.failures")["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let alarm = after(
+                &plan,
+                "aws_cloudwatch_metric_alarm.alert_router_undelivered",
+            );
+            assert_eq!(
+                (
+                    alarm["namespace"].as_str(),
+                    alarm["metric_name"].as_str(),
+                    alarm["dimensions"]["QueueName"].as_str()
+                ),
+                (
+                    Some("AWS/SQS"),
+                    Some("ApproximateNumberOfMessagesVisible"),
+                    Some(queue.as_str())
+                ),
+                "{env}: the undelivered alarm watches the router's failure queue"
+            );
+
+            let cad = after(&plan, "aws_ce_anomaly_subscription.finops[0]");
+            assert_eq!(
+                cad["frequency"], "IMMEDIATE",
+                "{env}: SNS subscribers need IMMEDIATE"
+            );
+            assert_eq!(cad["subscriber"][0]["type"], "SNS", "{env}");
+            let monitor = after(&plan, "aws_ce_anomaly_monitor.finops[0]");
+            let spec: Value =
+                serde_json::from_str(monitor["monitor_specification"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                spec["Tags"]["Values"][0], env,
+                "{env}: the monitor watches its own environment"
+            );
+        }
+        // The references, as written (the ARNs are known only after apply).
+        let prod = plans()
+            .into_iter()
+            .find(|p| p.environment == "prod")
+            .unwrap();
+        let root = &prod.json["configuration"]["root_module"];
+        let router = root["module_calls"]["alert_router"]["module"].clone();
+        let dest = &config(&router, "aws_lambda_function_event_invoke_config.this")
+            ["destination_config"][0]["on_failure"][0]["destination"];
+        assert!(refs(dest).contains(&"aws_sqs_queue.failures"), "{dest}");
+        let alarm = config(root, "aws_cloudwatch_metric_alarm.alert_router_undelivered");
+        for key in ["alarm_actions", "ok_actions"] {
+            assert!(
+                refs(&alarm[key]).contains(&"aws_sns_topic.slo_warn"),
+                "{key}: {alarm}"
+            );
+        }
+        assert!(
+            refs(&config(root, "aws_sns_topic_subscription.alert_router")["endpoint"])
+                .contains(&"module.alert_router")
+        );
+        let cad = config(root, "aws_ce_anomaly_subscription.finops");
+        assert!(
+            refs(&cad["subscriber"][0]["address"]).contains(&"aws_sns_topic.finops"),
+            "{cad}"
+        );
+        let topic_policy =
+            std::fs::read_to_string(repo_root().join("infra/cost_anomaly.tf")).unwrap();
+        assert!(topic_policy.contains("\"costalerts.amazonaws.com\""));
+    }
+}
+
 // ---- The Grafana dashboards (infra/grafana/, docs/dashboards.md) ------------------------
 
 mod grafana {

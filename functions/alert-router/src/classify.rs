@@ -5,7 +5,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use shared::notifications::{classify as classify_cost, AlertType, Message, SnsEnvelope};
+use shared::notifications::{
+    classify as classify_cost, AlertType, Message, PlaybookAlert, SnsEnvelope,
+};
 
 use crate::model::{Action, Alert, Channel, Severity};
 
@@ -29,6 +31,17 @@ pub fn stable_key(raw: &str) -> String {
         cut -= 1;
     }
     format!("{}~{}", &raw[..cut], &digest[..32])
+}
+
+/// What a delivery is recorded under: the sender's idempotency id for a playbook alert that
+/// carries one (a re-publish is the same notification), else SNS's message id.
+pub fn notification_id(env: &SnsEnvelope) -> String {
+    match classify_cost(&env.message) {
+        Message::Playbook(PlaybookAlert { id: Some(id), .. }) if !id.is_empty() => {
+            format!("{}:{id}", env.topic_arn)
+        }
+        _ => env.message_id.clone(),
+    }
 }
 
 pub fn classify(channel: Channel, env: &SnsEnvelope) -> Classified {
@@ -140,10 +153,18 @@ pub fn classify(channel: Channel, env: &SnsEnvelope) -> Classified {
                 fields,
             })
         }
+        Message::Playbook(a) => Classified::Alert(Alert {
+            key: stable_key(&a.key),
+            action: a.action,
+            severity: default_severity(channel),
+            title: truncate(&a.title, 200),
+            summary: a.summary,
+            source: a.source,
+            at: a.at,
+            link: a.link,
+            fields: a.fields,
+        }),
         Message::Unrecognised { reason, .. } => {
-            if let Some(a) = playbook_alert(channel, trimmed) {
-                return Classified::Alert(a);
-            }
             // Still an alert on its channel: a person reads the raw message.
             let digest = hex::encode(Sha256::digest(env.message.as_bytes()));
             let subject = env
@@ -280,47 +301,6 @@ fn release(i: ReleaseIncident) -> Alert {
             ("Gate".into(), i.gate),
         ],
     }
-}
-
-/// The suite's own alert message (docs/alert-router.md#message): any function may publish it
-/// to a channel's topic. cost-anomaly sends its detections this way.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlaybookAlert {
-    playbook_alert: u32,
-    key: String,
-    #[serde(default = "trigger")]
-    action: Action,
-    title: String,
-    #[serde(default)]
-    summary: String,
-    source: String,
-    at: Option<String>,
-    link: Option<String>,
-    #[serde(default)]
-    fields: Vec<(String, String)>,
-}
-
-fn trigger() -> Action {
-    Action::Trigger
-}
-
-fn playbook_alert(channel: Channel, text: &str) -> Option<Alert> {
-    let a: PlaybookAlert = serde_json::from_str(text).ok()?;
-    if a.playbook_alert != 1 || a.key.is_empty() || a.title.is_empty() {
-        return None;
-    }
-    Some(Alert {
-        key: stable_key(&a.key),
-        action: a.action,
-        severity: default_severity(channel),
-        title: truncate(&a.title, 200),
-        summary: a.summary,
-        source: a.source,
-        at: a.at,
-        link: a.link,
-        fields: a.fields,
-    })
 }
 
 pub fn dollars(x: f64) -> String {

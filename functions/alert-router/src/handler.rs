@@ -16,9 +16,10 @@ use shared::SuiteError;
 
 use crate::config::Settings;
 use crate::model::Route;
-use crate::port::{AwsSecrets, HttpPost, Publisher, ReqwestPost, SecretSource, SnsPublisher};
+use crate::port::{AwsSecrets, HttpPost, ReqwestPost, SecretSource};
 use crate::run::digest::{send_digest, DigestOutcome};
 use crate::run::route::{Routed, Router};
+use shared::sns::{Publisher, SnsPublisher};
 
 pub struct Deps<S, H, K, P> {
     pub common: CommonConfig,
@@ -41,7 +42,7 @@ impl Deps<S3Store, ReqwestPost, AwsSecrets, SnsPublisher> {
             http: ReqwestPost::new(settings.http_timeout)?,
             store: S3Store::new(clients.s3()),
             secrets: AwsSecrets::new(aws_sdk_secretsmanager::Client::new(&clients.sdk)),
-            publisher: SnsPublisher::new(aws_sdk_sns::Client::new(&clients.sdk)),
+            publisher: clients.sns_publisher(),
             common,
             settings,
             backoff: Duration::from_millis(250),

@@ -74,15 +74,8 @@ impl Route {
     }
 }
 
-/// What the alert asks of its routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Open (or, with the same key, re-notify an open) alert.
-    Trigger,
-    /// Close the alert with this key, on the route that opened it.
-    Resolve,
-}
+/// What the alert asks of its routes (trigger / resolve): the suite's one definition.
+pub use shared::notifications::Action;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

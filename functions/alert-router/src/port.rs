@@ -1,5 +1,5 @@
 //! Ports and their adapters: the HTTP client the routes post with (retrying 429/5xx), the
-//! secret that holds the routing keys, and the SNS topic the digest goes to. The state (what
+//! secret that holds the routing keys. The digest goes out through `shared::sns`. The state (what
 //! was delivered, the digest's items, open tickets) is `shared::state::JsonState` on the
 //! shared S3 port.
 
@@ -221,53 +221,6 @@ pub async fn post_with_retry<H: HttpPost>(
         message: format!("{last} (after {attempts} attempts)"),
         retryable: true,
     })
-}
-
-/// Where the digest is published (an SNS topic whose subscribers are e-mail addresses).
-pub trait Publisher: Send + Sync {
-    fn publish(
-        &self,
-        topic_arn: &str,
-        subject: &str,
-        message: &str,
-    ) -> impl Future<Output = SuiteResult<String>> + Send;
-}
-
-pub struct SnsPublisher {
-    client: aws_sdk_sns::Client,
-}
-
-impl SnsPublisher {
-    pub fn new(client: aws_sdk_sns::Client) -> Self {
-        SnsPublisher { client }
-    }
-}
-
-impl Publisher for SnsPublisher {
-    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> SuiteResult<String> {
-        // SNS subjects: at most 100 printable ASCII characters, no line breaks.
-        let subject: String = subject
-            .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(100)
-            .collect();
-        let out = self
-            .client
-            .publish()
-            .topic_arn(topic_arn)
-            .subject(subject)
-            .message(message)
-            .send()
-            .await
-            .map_err(|e| aws_error("sns", "Publish", e))?;
-        Ok(out.message_id().unwrap_or_default().to_string())
-    }
 }
 
 #[cfg(test)]

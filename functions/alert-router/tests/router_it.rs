@@ -2,20 +2,19 @@
 //! local receivers of tools/alert-receivers.py, which check each service's documented request
 //! shape and answer as it does (a malformed request is a 400 there, and fails here).
 
-use std::process::Command;
 use std::time::Duration;
 
 use alert_router::config::Settings;
 use alert_router::handler::{handle, Deps};
-use alert_router::port::{AwsSecrets, ReqwestPost, SnsPublisher};
+use alert_router::port::{AwsSecrets, ReqwestPost};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use shared::config::{CommonConfig, Vars};
+use shared::sns::SnsPublisher;
 use shared::store::S3Store;
 use shared::SuiteError;
 use suite_tests::{
-    exclusive_moto, free_port, log_dir, spawn_supervised, venv_bin, wait_for_port, workspace_root,
-    Moto,
+    exclusive_moto, free_port, log_dir, spawn_supervised, wait_for_port, workspace_root, Moto,
 };
 
 const CRITICAL: &str = "arn:aws:sns:us-east-1:123456789012:slo-critical-local";
@@ -110,7 +109,7 @@ async fn deps(
         http: ReqwestPost::new(settings.http_timeout).unwrap(),
         store: S3Store::new(clients.s3()),
         secrets: AwsSecrets::new(aws_sdk_secretsmanager::Client::new(&clients.sdk)),
-        publisher: SnsPublisher::new(aws_sdk_sns::Client::new(&clients.sdk)),
+        publisher: clients.sns_publisher(),
         common,
         settings,
         backoff: Duration::from_millis(5),
@@ -289,6 +288,151 @@ async fn finops_alerts_reach_slack_and_one_jira_ticket_and_release_incidents_a_r
     assert!(s["issues"].get("FINOPS-3").is_none());
 }
 
+/// cost-anomaly's own detections, built by its own functions (`anomaly_alert`,
+/// `anomaly_resolved`): a change on either side fails here.
+#[tokio::test]
+async fn our_own_anomalies_reach_slack_and_one_finops_ticket_which_their_resolve_comments() {
+    use cost_anomaly::analysis::Anomaly;
+    use cost_anomaly::run::{anomaly_alert, anomaly_resolved, AlertState};
+    let (_g, m) = exclusive_moto().await;
+    control("/_reset", json!({})).await;
+    set_secret(m, full_secret()).await;
+    let d = deps(m, None).await;
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let mut an = Anomaly {
+        key: "staging/Amazon Relational Database Service/2026-11-08".into(),
+        env: "staging".into(),
+        service: "Amazon Relational Database Service".into(),
+        kind: "drift".into(),
+        start: day("2026-11-08"),
+        end: day("2026-11-19"),
+        flagged_on_data_of: day("2026-11-11"),
+        detection_delay_days: 3,
+        open: true,
+        expected: 480.0,
+        actual: 912.5,
+        impact: 432.5,
+        impact_percent: 90.1,
+        contributors: vec![],
+        explanation: "staging RDS rose 90 % over 12 days".into(),
+    };
+    let report = "s3://playbook-reports/reports/finops/2026-11.md";
+    let msg = |a: &shared::notifications::PlaybookAlert| serde_json::to_string(a).unwrap();
+    let first = anomaly_alert(&an, 0, false, "local", report);
+    let r = run(&d, sns(FINOPS, "ca-1", &msg(&first))).await.unwrap();
+    let outcomes = |r: &Value| -> Vec<(String, String)> {
+        r["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    format!(
+                        "{}:{}",
+                        x["route"].as_str().unwrap(),
+                        x["outcome"].as_str().unwrap()
+                    ),
+                    x["reference"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        outcomes(&r),
+        vec![
+            ("slack_finops:delivered".to_string(), String::new()),
+            ("jira_finops:delivered".to_string(), "FINOPS-1".to_string()),
+        ],
+        "{r}"
+    );
+    // Published again after cost-anomaly lost its state (a new SNS message, the same id):
+    // delivered once.
+    let again = run(&d, sns(FINOPS, "ca-1-retry", &msg(&first)))
+        .await
+        .unwrap();
+    assert!(
+        outcomes(&again)
+            .iter()
+            .all(|(o, _)| o.ends_with(":already_delivered")),
+        "{again}"
+    );
+    // It grew: Slack hears it, the ticket stays one.
+    an.end = day("2026-11-23");
+    an.impact = 610.0;
+    let grew = run(
+        &d,
+        sns(
+            FINOPS,
+            "ca-2",
+            &msg(&anomaly_alert(&an, 1, true, "local", report)),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes(&grew)[1],
+        (
+            "jira_finops:deduplicated".to_string(),
+            "FINOPS-1".to_string()
+        ),
+        "{grew}"
+    );
+    // Over: the resolve comments on FINOPS-1.
+    an.open = false;
+    let st = AlertState {
+        first_seen_at: "2026-11-12T07:00:00Z".into(),
+        last_sent_at: "2026-11-24T07:00:00Z".into(),
+        impact: an.impact,
+        end: an.end,
+        updates: 1,
+        notified: true,
+        resolved_at: None,
+    };
+    let over = run(
+        &d,
+        sns(
+            FINOPS,
+            "ca-3",
+            &msg(&anomaly_resolved(&an.key, Some(&an), &st, report)),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes(&over)[1],
+        ("jira_finops:delivered".to_string(), "FINOPS-1".to_string()),
+        "{over}"
+    );
+
+    let s = control("/_state", json!({})).await;
+    let slack = s["slack"].as_array().unwrap();
+    assert_eq!(slack.len(), 3, "trigger, growth, resolve: {s}");
+    assert!(
+        slack[0]["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(
+                "FinOps anomaly (new): staging Amazon Relational Database Service $432.50"
+            ),
+        "{}",
+        slack[0]
+    );
+    let issue = &s["issues"]["FINOPS-1"];
+    assert!(
+        issue["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("FinOps anomaly (new): staging"),
+        "{issue}"
+    );
+    assert_eq!(
+        issue["comments"].as_array().map(Vec::len),
+        Some(1),
+        "{issue}"
+    );
+    assert!(s["issues"].get("FINOPS-2").is_none(), "one ticket: {s}");
+}
+
 #[tokio::test]
 async fn a_failing_route_fails_the_invocation_and_its_retry_sends_only_what_did_not_go() {
     let (_g, m) = exclusive_moto().await;
@@ -412,18 +556,7 @@ async fn an_alert_no_route_can_carry_fails_loudly() {
 }
 
 fn aws(m: &Moto, args: &[&str]) -> Value {
-    let out = Command::new(venv_bin("aws"))
-        .args(args)
-        .args(["--endpoint-url", &m.url, "--output", "json"])
-        .envs(m.env())
-        .output()
-        .expect("aws cli");
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    m.cli(args)
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
 use shared::metrics::{Emf, Unit};
+use shared::sns::{Publisher, SnsPublisher};
 use shared::store::{ObjectStore, S3Store};
 use shared::SuiteError;
 
@@ -19,15 +20,16 @@ use crate::run::{
     AlertAction, BudgetOutcome, DetectOutcome, Engine, MessageOutcome, CE_REQUEST_DOLLARS,
 };
 
-pub struct Deps<S: ObjectStore, C: CostSource, B: BudgetsApi> {
+pub struct Deps<S: ObjectStore, C: CostSource, B: BudgetsApi, P: Publisher> {
     pub common: CommonConfig,
     pub settings: Settings,
     pub store: S,
     pub ce: C,
     pub budgets: B,
+    pub publisher: P,
 }
 
-impl Deps<S3Store, AwsCostExplorer, AwsBudgets> {
+impl Deps<S3Store, AwsCostExplorer, AwsBudgets, SnsPublisher> {
     /// Reads the configuration and builds the clients: once per cold start.
     pub async fn from_env() -> Result<Self, SuiteError> {
         let vars = Vars::from_process();
@@ -41,6 +43,7 @@ impl Deps<S3Store, AwsCostExplorer, AwsBudgets> {
             store: S3Store::new(clients.s3()),
             ce: AwsCostExplorer::new(aws_sdk_costexplorer::Client::new(&clients.sdk)),
             budgets: AwsBudgets::new(aws_sdk_budgets::Client::new(&clients.sdk)),
+            publisher: clients.sns_publisher(),
         })
     }
 }
@@ -248,8 +251,8 @@ pub fn budget_metrics(common: &CommonConfig, out: &[BudgetOutcome], dry_run: boo
 }
 
 /// The handler `main` registers.
-pub async fn handle<S: ObjectStore, C: CostSource, B: BudgetsApi>(
-    deps: &Deps<S, C, B>,
+pub async fn handle<S: ObjectStore, C: CostSource, B: BudgetsApi, P: Publisher>(
+    deps: &Deps<S, C, B, P>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, SuiteError> {
     shared::lambda::invoke(&deps.common, event, |event| {
@@ -258,8 +261,8 @@ pub async fn handle<S: ObjectStore, C: CostSource, B: BudgetsApi>(
     .await
 }
 
-async fn handle_inner<S: ObjectStore, C: CostSource, B: BudgetsApi>(
-    deps: &Deps<S, C, B>,
+async fn handle_inner<S: ObjectStore, C: CostSource, B: BudgetsApi, P: Publisher>(
+    deps: &Deps<S, C, B, P>,
     payload: Value,
 ) -> Result<Value, SuiteError> {
     let now = Utc::now();
@@ -267,6 +270,7 @@ async fn handle_inner<S: ObjectStore, C: CostSource, B: BudgetsApi>(
         store: &deps.store,
         ce: &deps.ce,
         budgets: &deps.budgets,
+        publisher: &deps.publisher,
         common: &deps.common,
         settings: &deps.settings,
     };
@@ -383,6 +387,7 @@ mod tests {
             days: 90,
             series: 4,
             alerts: vec![],
+            resolved: vec![],
             open_anomalies: 1,
             projections: BTreeMap::from([("all".to_string(), p.clone()), ("prod".to_string(), p)]),
             budgets: vec![BudgetStatus {

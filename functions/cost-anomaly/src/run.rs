@@ -10,6 +10,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shared::config::CommonConfig;
+use shared::notifications::{Action, PlaybookAlert, PLAYBOOK_ALERT_VERSION, PRODUCER_ATTRIBUTE};
+use shared::sns::{Publication, Publisher};
 use shared::store::ObjectStore;
 use shared::{SuiteError, SuiteResult};
 
@@ -27,10 +29,12 @@ use crate::report::{chart_svg, markdown, DataNote, EnvLine, MonthlyReport, Servi
 /// Cost Explorer bills each request (each page) $0.01.
 pub const CE_REQUEST_DOLLARS: f64 = 0.01;
 
-pub struct Engine<'a, S: ObjectStore, C: CostSource, B: BudgetsApi> {
+pub struct Engine<'a, S: ObjectStore, C: CostSource, B: BudgetsApi, P: Publisher> {
     pub store: &'a S,
     pub ce: &'a C,
     pub budgets: &'a B,
+    /// Where anomaly alerts go: `FINOPS_TOPIC_ARN`, the FinOps channel alert-router reads.
+    pub publisher: &'a P,
     pub common: &'a CommonConfig,
     pub settings: &'a Settings,
 }
@@ -61,6 +65,12 @@ pub struct AlertState {
     pub impact: f64,
     pub end: NaiveDate,
     pub updates: u32,
+    /// A trigger was published for it (stale ones never are): only those are resolved.
+    #[serde(default)]
+    pub notified: bool,
+    /// When its resolve was published (a later growth re-opens it).
+    #[serde(default)]
+    pub resolved_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +101,9 @@ pub fn alert_action(prev: Option<&AlertState>, a: &Anomaly, as_of: NaiveDate) ->
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertOut {
     pub action: AlertAction,
+    /// The SNS message id of the alert published for it this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
     #[serde(flatten)]
     pub anomaly: Anomaly,
 }
@@ -121,6 +134,8 @@ pub struct DetectOutcome {
     pub days: usize,
     pub series: usize,
     pub alerts: Vec<AlertOut>,
+    /// Anomalies alerted earlier and over now: a resolve was published for each.
+    pub resolved: Vec<String>,
     pub open_anomalies: usize,
     pub projections: BTreeMap<String, Projection>,
     pub budgets: Vec<BudgetStatus>,
@@ -153,11 +168,101 @@ pub struct BudgetOutcome {
     pub errors: Vec<String>,
 }
 
+/// The alert alert-router routes to the FinOps Slack channel and Jira `FINOPS`: one key per
+/// anomaly (a growth re-notifies the same ticket), one idempotency id per publish.
+/// `grew`: an earlier trigger for it went out (one first seen stale and growing now is new to
+/// its readers).
+pub fn anomaly_alert(
+    an: &Anomaly,
+    updates: u32,
+    grew: bool,
+    environment: &str,
+    report: &str,
+) -> PlaybookAlert {
+    let kind = if grew { "grew" } else { "new" };
+    let mut fields = vec![
+        ("Environment".to_string(), an.env.clone()),
+        ("Service".to_string(), an.service.clone()),
+        ("Kind".to_string(), an.kind.clone()),
+        ("Days".to_string(), format!("{} to {}", an.start, an.end)),
+        ("Impact".to_string(), format!("${:.2}", an.impact)),
+        (
+            "Actual / expected".to_string(),
+            format!("${:.2} / ${:.2}", an.actual, an.expected),
+        ),
+        (
+            "Detected after".to_string(),
+            format!("{} day(s)", an.detection_delay_days),
+        ),
+    ];
+    if !an.contributors.is_empty() {
+        fields.push((
+            "Contributors".to_string(),
+            an.contributors
+                .iter()
+                .take(3)
+                .map(|c| format!("{} +${:.2}", c.service, c.excess_dollars))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    PlaybookAlert {
+        playbook_alert: PLAYBOOK_ALERT_VERSION,
+        id: Some(format!("cost-anomaly/{}/trigger/{updates}", an.key)),
+        key: format!("cost-anomaly/{}", an.key),
+        action: Action::Trigger,
+        title: format!(
+            "FinOps anomaly ({kind}): {} {} ${:.2} above expected ({:+.0} %)",
+            an.env, an.service, an.impact, an.impact_percent
+        ),
+        summary: format!("{} [{environment}]", an.explanation),
+        source: "cost-anomaly".into(),
+        at: Some(format!("{}T00:00:00Z", an.flagged_on_data_of)),
+        link: Some(report.to_string()),
+        fields,
+    }
+}
+
+/// The resolve of an anomaly alerted earlier: same key, its own idempotency id. `now` is the
+/// anomaly as this run sees it (closed), `None` when it left the analysed window.
+pub fn anomaly_resolved(
+    key: &str,
+    now: Option<&Anomaly>,
+    st: &AlertState,
+    report: &str,
+) -> PlaybookAlert {
+    let summary = match now {
+        Some(an) => format!(
+            "Spend is back to the expected level since {}: ${:.2} above expected over {} to {}.",
+            an.end + Days::new(1),
+            an.impact,
+            an.start,
+            an.end
+        ),
+        None => format!(
+            "No longer in the analysed window; last seen ending {} with ${:.2} above expected.",
+            st.end, st.impact
+        ),
+    };
+    PlaybookAlert {
+        playbook_alert: PLAYBOOK_ALERT_VERSION,
+        id: Some(format!("cost-anomaly/{key}/resolve/{}", st.updates)),
+        key: format!("cost-anomaly/{key}"),
+        action: Action::Resolve,
+        title: format!("FinOps anomaly over: {key}"),
+        summary,
+        source: "cost-anomaly".into(),
+        at: None,
+        link: Some(report.to_string()),
+        fields: vec![],
+    }
+}
+
 fn internal<E: std::fmt::Display>(e: E) -> SuiteError {
     SuiteError::Internal(e.to_string())
 }
 
-impl<S: ObjectStore, C: CostSource, B: BudgetsApi> Engine<'_, S, C, B> {
+impl<S: ObjectStore, C: CostSource, B: BudgetsApi, P: Publisher> Engine<'_, S, C, B, P> {
     fn base(&self) -> String {
         format!("{}cost-anomaly/", self.common.report_prefix)
     }
@@ -394,6 +499,59 @@ impl<S: ObjectStore, C: CostSource, B: BudgetsApi> Engine<'_, S, C, B> {
         })
     }
 
+    /// Publishes one playbook alert to the FinOps topic (`Ok(None)` when none is set).
+    async fn publish(&self, alert: &PlaybookAlert) -> SuiteResult<Option<String>> {
+        let Some(topic) = self.settings.topic_arn.as_deref() else {
+            return Ok(None);
+        };
+        let message = serde_json::to_string(alert).map_err(internal)?;
+        let id = self
+            .publisher
+            .publish(Publication {
+                topic_arn: topic,
+                subject: &alert.title,
+                message: &message,
+                attributes: &[(PRODUCER_ATTRIBUTE, "cost-anomaly")],
+            })
+            .await?;
+        Ok(Some(id))
+    }
+
+    async fn publish_alert(
+        &self,
+        an: &Anomaly,
+        updates: u32,
+        grew: bool,
+    ) -> SuiteResult<Option<String>> {
+        self.publish(&anomaly_alert(
+            an,
+            updates,
+            grew,
+            &self.common.environment,
+            &self.report_link(an.end),
+        ))
+        .await
+    }
+
+    async fn publish_resolve(
+        &self,
+        key: &str,
+        now: Option<&Anomaly>,
+        st: &AlertState,
+    ) -> SuiteResult<Option<String>> {
+        self.publish(&anomaly_resolved(key, now, st, &self.report_link(st.end)))
+            .await
+    }
+
+    /// The monthly report the anomaly shows in, as an S3 URI a person can open.
+    fn report_link(&self, day: NaiveDate) -> String {
+        format!(
+            "s3://{}/{}",
+            self.common.report_bucket,
+            self.report_key(month_start(day), "md")
+        )
+    }
+
     /// The daily job: analyse, send new / grown anomaly alerts once, keep a forecast snapshot,
     /// refresh the month's report.
     pub async fn detect(&self, as_of: NaiveDate, now: DateTime<Utc>) -> SuiteResult<DetectOutcome> {
@@ -403,10 +561,18 @@ impl<S: ObjectStore, C: CostSource, B: BudgetsApi> Engine<'_, S, C, B> {
             self.get_json(&state_key).await?.unwrap_or_default();
         let mut alerts = vec![];
         let stamp = now.to_rfc3339();
+        // Publish first, then keep the state: a run that dies between the two publishes the
+        // same alert again on its retry, with the same idempotency id (alert-router delivers
+        // it once); the other order could lose an alert.
         for an in &a.anomalies {
             let action = alert_action(state.get(&an.key), an, as_of);
+            let mut published = None;
             match action {
                 AlertAction::New | AlertAction::Stale => {
+                    let notified = action == AlertAction::New;
+                    if notified {
+                        published = self.publish_alert(an, 0, false).await?;
+                    }
                     state.insert(
                         an.key.clone(),
                         AlertState {
@@ -415,15 +581,23 @@ impl<S: ObjectStore, C: CostSource, B: BudgetsApi> Engine<'_, S, C, B> {
                             impact: an.impact,
                             end: an.end,
                             updates: 0,
+                            notified,
+                            resolved_at: None,
                         },
                     );
                 }
                 AlertAction::Updated => {
+                    let prev = state.get(&an.key);
+                    let updates = prev.map_or(0, |p| p.updates) + 1;
+                    let grew = prev.is_some_and(|p| p.notified);
+                    published = self.publish_alert(an, updates, grew).await?;
                     if let Some(p) = state.get_mut(&an.key) {
                         p.last_sent_at = stamp.clone();
                         p.impact = an.impact;
                         p.end = an.end;
-                        p.updates += 1;
+                        p.updates = updates;
+                        p.notified = true;
+                        p.resolved_at = None;
                     }
                 }
                 AlertAction::Unchanged => {}
@@ -439,13 +613,42 @@ impl<S: ObjectStore, C: CostSource, B: BudgetsApi> Engine<'_, S, C, B> {
                     impact = an.impact,
                     detection_delay_days = an.detection_delay_days,
                     explanation = %an.explanation,
+                    published = ?published,
                     "FinOps anomaly alert"
                 );
             }
             alerts.push(AlertOut {
                 action,
+                published,
                 anomaly: an.clone(),
             });
+        }
+        // Over: alerted, not resolved, and now closed, or gone from the analysis (it ended
+        // before the window). One triggered in this run waits for the next.
+        let mut resolved = vec![];
+        let current: BTreeMap<&str, &Anomaly> =
+            a.anomalies.iter().map(|x| (x.key.as_str(), x)).collect();
+        let triggered: BTreeSet<&str> = alerts
+            .iter()
+            .filter(|x| x.published.is_some())
+            .map(|x| x.anomaly.key.as_str())
+            .collect();
+        for (key, st) in state.iter_mut() {
+            if !st.notified || st.resolved_at.is_some() || triggered.contains(key.as_str()) {
+                continue;
+            }
+            let over = match current.get(key.as_str()) {
+                Some(an) => !an.open,
+                None => true,
+            };
+            if !over {
+                continue;
+            }
+            self.publish_resolve(key, current.get(key.as_str()).copied(), st)
+                .await?;
+            st.resolved_at = Some(stamp.clone());
+            tracing::info!(alert = "cost_anomaly", key = %key, "FinOps anomaly over: resolve published");
+            resolved.push(key.clone());
         }
         self.put_json(&state_key, &state).await?;
 
@@ -487,6 +690,7 @@ impl<S: ObjectStore, C: CostSource, B: BudgetsApi> Engine<'_, S, C, B> {
             series: a.table.series.len(),
             open_anomalies: a.anomalies.iter().filter(|x| x.open).count(),
             alerts,
+            resolved,
             projections: a.projections.clone(),
             budgets: a.budgets.clone(),
             delta_percent: a.delta_percent.clone(),
@@ -752,6 +956,16 @@ impl<S: ObjectStore, C: CostSource, B: BudgetsApi> Engine<'_, S, C, B> {
                     }
                     (action.to_string(), Some(c.anomaly_id.clone()), None)
                 }
+                Message::Playbook(p) => {
+                    // The subscription's filter policy keeps the suite's own alerts away; one
+                    // that arrives anyway is alert-router's to route, not an AWS alert.
+                    tracing::info!(message_id = %e.message_id, key = %p.key, source = %p.source, "playbook alert recorded, not acted on");
+                    (
+                        "ignored".to_string(),
+                        Some(p.key.clone()),
+                        Some("a playbook alert: alert-router routes it".to_string()),
+                    )
+                }
                 Message::Unrecognised { reason, .. } => {
                     tracing::warn!(message_id = %e.message_id, topic = %e.topic_arn, reason = %reason, "unrecognised SNS message recorded");
                     ("recorded".to_string(), None, Some(reason.clone()))
@@ -889,6 +1103,8 @@ mod tests {
             impact: 100.0,
             end: a.end,
             updates: 0,
+            notified: true,
+            resolved_at: None,
         };
         assert_eq!(alert_action(Some(&st), &a, today), AlertAction::Unchanged);
         a.impact = 105.0;

@@ -73,6 +73,7 @@ async fn detection_pages_caches_alerts_once_and_writes_the_report() {
         store: &a.store,
         ce: &a.ce,
         budgets: &a.budgets,
+        publisher: &a.publisher,
         common: &common,
         settings: &settings,
     };
@@ -223,6 +224,7 @@ async fn detection_pages_caches_alerts_once_and_writes_the_report() {
         store: &a.store,
         ce: &a.ce,
         budgets: &a.budgets,
+        publisher: &a.publisher,
         common: &common,
         settings: &tight,
     };
@@ -254,6 +256,7 @@ async fn monthly_report_of_a_past_month_is_final() {
         store: &a.store,
         ce: &a.ce,
         budgets: &a.budgets,
+        publisher: &a.publisher,
         common: &common,
         settings: &settings,
     };
@@ -297,6 +300,7 @@ async fn budgets_are_created_and_drift_fixed() {
         store: &a.store,
         ce: &a.ce,
         budgets: &a.budgets,
+        publisher: &a.publisher,
         common: &common,
         settings: &settings,
     };
@@ -411,6 +415,7 @@ async fn budgets_are_created_and_drift_fixed() {
         store: &a.store,
         ce: &a.ce,
         budgets: &a.budgets,
+        publisher: &a.publisher,
         common: &common,
         settings: &s2,
     };
@@ -437,6 +442,7 @@ async fn sns_alerts_are_recorded_and_deduplicated_through_the_handler() {
         store: a.store.clone(),
         ce: a.ce.clone(),
         budgets: a.budgets.clone(),
+        publisher: a.publisher.clone(),
     };
     let invoke = |v: Value| {
         let deps = &deps;
@@ -510,4 +516,248 @@ async fn sns_alerts_are_recorded_and_deduplicated_through_the_handler() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("Records[0].Sns.Message"), "{e}");
+}
+
+/// The FinOps topic as Terraform wires it, in moto: alert-router's subscription (here a
+/// queue, every message) and cost-anomaly's own with the filter policy file Terraform applies.
+/// Answers the two queue URLs (router, cost-anomaly).
+fn finops_topic(m: &suite_tests::Moto) -> (String, String) {
+    let topic = m.cli(&["sns", "create-topic", "--name", "finops-alerts-local"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(topic, TOPIC);
+    let filter = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../infra/sns/finops-aws-notifications-only.json"),
+    )
+    .unwrap();
+    assert!(
+        filter.contains(&format!(
+            "\"{}\"",
+            shared::notifications::PRODUCER_ATTRIBUTE
+        )),
+        "the filter names the attribute the suite sets: {filter}"
+    );
+    let mut urls = vec![];
+    for (queue, attrs) in [
+        ("router-inbox", "RawMessageDelivery=false".to_string()),
+        (
+            "cost-anomaly-inbox",
+            format!(
+                "FilterPolicyScope=MessageAttributes,FilterPolicy='{}'",
+                filter.trim()
+            ),
+        ),
+    ] {
+        let url = m.cli(&["sqs", "create-queue", "--queue-name", queue])["QueueUrl"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let sub = m.cli(&[
+            "sns",
+            "subscribe",
+            "--topic-arn",
+            &topic,
+            "--protocol",
+            "sqs",
+            "--notification-endpoint",
+            &format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}"),
+            "--return-subscription-arn",
+        ])["SubscriptionArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for kv in attrs.split(',') {
+            let (k, v) = kv.split_once('=').unwrap();
+            m.cli(&[
+                "sns",
+                "set-subscription-attributes",
+                "--subscription-arn",
+                &sub,
+                "--attribute-name",
+                k,
+                "--attribute-value",
+                v.trim_matches('\''),
+            ]);
+        }
+        urls.push(url);
+    }
+    (urls[0].clone(), urls[1].clone())
+}
+
+/// The SNS envelopes a queue holds (drained).
+fn drain(m: &suite_tests::Moto, url: &str) -> Vec<Value> {
+    let mut out = vec![];
+    loop {
+        let got = m.cli(&[
+            "sqs",
+            "receive-message",
+            "--queue-url",
+            url,
+            "--max-number-of-messages",
+            "10",
+            "--wait-time-seconds",
+            "0",
+        ]);
+        let msgs = got["Messages"].as_array().cloned().unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for msg in msgs {
+            m.cli(&[
+                "sqs",
+                "delete-message",
+                "--queue-url",
+                url,
+                "--receipt-handle",
+                msg["ReceiptHandle"].as_str().unwrap(),
+            ]);
+            out.push(serde_json::from_str(msg["Body"].as_str().unwrap()).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomalies_reach_the_finops_topic_once_and_resolve_there_never_read_back() {
+    use shared::notifications::{classify, Action, Message};
+    let (_g, m) = exclusive_moto().await;
+    let a = adapters(m).await;
+    let (router, own) = finops_topic(m);
+    // spend() with five more days (to 2026-11-24), so the one-day spike of 2026-11-17 is over
+    // (no longer within the last 3 data days) by the second run.
+    let mut rng = Rng::new(42);
+    let sp = ce::spend(
+        &[
+            ("prod", "Amazon Elastic Compute Cloud - Compute", 180.0),
+            ("prod", "Amazon Relational Database Service", 90.0),
+            ("staging", "Amazon Relational Database Service", 40.0),
+        ],
+        true,
+        |start, n| {
+            let s = series(&mut rng, Class::Clean, start, n + 5);
+            (s.days, s.values)
+        },
+    );
+    let as_of = d("2026-11-20");
+    let later = d("2026-11-24");
+    let from = as_of - Days::new(90);
+    let est = d("2026-11-18");
+    queue_ce_results(
+        m,
+        vec![
+            ce_page(&sp, from, as_of, est, None),
+            ce_page(&sp, est, later, d("2099-01-01"), None),
+        ],
+    )
+    .await;
+    let common = common();
+    let settings = settings(&[]);
+    let engine = Engine {
+        store: &a.store,
+        ce: &a.ce,
+        budgets: &a.budgets,
+        publisher: &a.publisher,
+        common: &common,
+        settings: &settings,
+    };
+    let alerts_in = |envs: &[Value]| -> Vec<shared::notifications::PlaybookAlert> {
+        envs.iter()
+            .map(|e| {
+                assert_eq!(
+                    e["MessageAttributes"]["producer"]["Value"], "cost-anomaly",
+                    "{e}"
+                );
+                match classify(e["Message"].as_str().unwrap()) {
+                    Message::Playbook(p) => p,
+                    other => panic!("not a playbook alert: {other:?}"),
+                }
+            })
+            .collect()
+    };
+
+    // Run 1: the spike (one day, already over) and the drift (still rising): two triggers.
+    let first = engine.detect(as_of, Utc::now()).await.expect("first");
+    let sent = alerts_in(&drain(m, &router));
+    let mut keys: Vec<&str> = sent.iter().map(|p| p.key.as_str()).collect();
+    keys.sort();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|p| p.action == Action::Trigger));
+    assert!(keys.contains(&"cost-anomaly/prod/Amazon Elastic Compute Cloud - Compute/2026-11-17"));
+    let spike = sent.iter().find(|p| p.key.contains("/prod/")).unwrap();
+    assert!(
+        spike
+            .title
+            .starts_with("FinOps anomaly (new): prod Amazon Elastic Compute Cloud - Compute $")
+            && spike.link.as_deref() == Some("s3://playbook-reports/reports/finops/2026-11.md")
+            && spike.fields.iter().any(|(k, _)| k == "Impact"),
+        "{spike:?}"
+    );
+    assert!(
+        first
+            .alerts
+            .iter()
+            .filter(|x| x.published.is_some())
+            .count()
+            == 2
+    );
+    assert!(
+        first.resolved.is_empty(),
+        "one triggered this run waits: {:?}",
+        first.resolved
+    );
+
+    // Run 2, four days on: the spike is over: its resolve, same key; the drift grew: the
+    // same key again, a new idempotency id.
+    let second = engine.detect(later, Utc::now()).await.expect("second");
+    let sent2 = alerts_in(&drain(m, &router));
+    let resolve: Vec<_> = sent2
+        .iter()
+        .filter(|p| p.action == Action::Resolve)
+        .collect();
+    assert_eq!(resolve.len(), 1, "{sent2:?}");
+    assert_eq!(resolve[0].key, spike.key);
+    assert_eq!(
+        resolve[0].id.as_deref(),
+        Some("cost-anomaly/prod/Amazon Elastic Compute Cloud - Compute/2026-11-17/resolve/0")
+    );
+    assert_eq!(
+        second.resolved,
+        vec![spike.key["cost-anomaly/".len()..].to_string()]
+    );
+    let drift = sent.iter().find(|p| p.key.contains("/staging/")).unwrap();
+    let grew: Vec<_> = sent2
+        .iter()
+        .filter(|p| p.action == Action::Trigger)
+        .collect();
+    assert_eq!(grew.len(), 1, "{sent2:?}");
+    assert_eq!(grew[0].key, drift.key);
+    assert_ne!(grew[0].id, drift.id);
+    assert!(
+        grew[0].title.starts_with("FinOps anomaly (grew): staging"),
+        "{:?}",
+        grew[0]
+    );
+
+    // Run 3: nothing new, nothing over again.
+    let third = engine.detect(later, Utc::now()).await.expect("third");
+    assert!(drain(m, &router).is_empty() && third.resolved.is_empty());
+
+    // cost-anomaly's own subscription never saw its alerts; an AWS Budgets message (no
+    // attributes, as AWS sends it) reaches it.
+    assert!(drain(m, &own).is_empty(), "read its own alerts back");
+    m.cli(&[
+        "sns",
+        "publish",
+        "--topic-arn",
+        TOPIC,
+        "--message",
+        "AWS Budget Notification November 27, 2026\nBudget Name: prod-monthly\nAlert Type: ACTUAL\nACTUAL Amount: $8,123.45",
+    ]);
+    let aws = drain(m, &own);
+    assert_eq!(aws.len(), 1, "{aws:?}");
+    assert!(matches!(
+        classify(aws[0]["Message"].as_str().unwrap()),
+        Message::Budget(_)
+    ));
 }

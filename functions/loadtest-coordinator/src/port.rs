@@ -13,6 +13,7 @@ use aws_smithy_types::Blob;
 use bytes::Bytes;
 use loadtest_core::{ShardRequest, ShardResult};
 use shared::error::aws_error;
+use shared::sns::{Publication, Publisher, SnsPublisher};
 use shared::store::{ConditionalStore, ObjectStore};
 use shared::{SuiteError, SuiteResult};
 
@@ -232,13 +233,16 @@ impl Invoker for LambdaInvoker {
 
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
-    client: aws_sdk_sns::Client,
+    publisher: SnsPublisher,
     topic_arn: Option<String>,
 }
 
 impl SnsNotifier {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: Option<String>) -> Self {
-        SnsNotifier { client, topic_arn }
+        SnsNotifier {
+            publisher: SnsPublisher::new(client),
+            topic_arn,
+        }
     }
 }
 
@@ -247,27 +251,15 @@ impl Notifier for SnsNotifier {
         let Some(topic) = &self.topic_arn else {
             return Ok(None);
         };
-        // SNS subjects: at most 100 printable ASCII characters.
-        let subject: String = subject
-            .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    '-'
-                }
+        let id = self
+            .publisher
+            .publish(Publication {
+                topic_arn: topic,
+                subject,
+                message,
+                attributes: &[("producer", "loadtest-coordinator")],
             })
-            .take(100)
-            .collect();
-        let out = self
-            .client
-            .publish()
-            .topic_arn(topic)
-            .subject(subject)
-            .message(message)
-            .send()
-            .await
-            .map_err(|e| aws_error("sns", "Publish", e))?;
-        Ok(out.message_id().map(str::to_string))
+            .await?;
+        Ok(Some(id))
     }
 }

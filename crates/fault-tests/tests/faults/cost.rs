@@ -125,6 +125,10 @@ async fn detection_through_report_and_state_write_faults_alerts_once_and_reports
     let store = S3Store::new(f.s3());
     let ce = AwsCostExplorer::new(aws_sdk_costexplorer::Client::new(&direct.sdk));
     let budgets = AwsBudgets::new(aws_sdk_budgets::Client::new(&direct.sdk));
+    // The alerts go to the FinOps topic (SNS direct to moto; a publish repeated by a
+    // redelivery carries the same idempotency id, which alert-router delivers once).
+    m.cli(&["sns", "create-topic", "--name", "finops-alerts-local"]);
+    let publisher = direct.sns_publisher();
     let common = CommonConfig::from_vars(
         &Vars::from_pairs([
             ("ENVIRONMENT", "local"),
@@ -147,6 +151,7 @@ async fn detection_through_report_and_state_write_faults_alerts_once_and_reports
         store: &store,
         ce: &ce,
         budgets: &budgets,
+        publisher: &publisher,
         common: &common,
         settings: &settings,
     };

@@ -8,8 +8,8 @@ use shared::store::ConditionalStore;
 use shared::{SuiteError, SuiteResult};
 
 use crate::model::Action;
-use crate::port::Publisher;
 use crate::run::route::DigestItem;
+use shared::sns::{Publication, Publisher};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DigestSent {
@@ -121,7 +121,14 @@ pub async fn send_digest<S: ConditionalStore, P: Publisher>(
         ),
     })?;
     let (subject, body, alerts) = render(day, environment, &items);
-    let message_id = publisher.publish(topic, &subject, &body).await?;
+    let message_id = publisher
+        .publish(Publication {
+            topic_arn: topic,
+            subject: &subject,
+            message: &body,
+            attributes: &[],
+        })
+        .await?;
     let sent = DigestSent {
         day: day.into(),
         items: items.len(),

@@ -14,7 +14,7 @@ use shared::state::JsonState;
 use shared::store::ConditionalStore;
 use shared::{SuiteError, SuiteResult};
 
-use crate::classify::{classify, Classified};
+use crate::classify::{classify, notification_id, Classified};
 use crate::config::Settings;
 use crate::format;
 use crate::model::{Action, Alert, Delivery, Route};
@@ -98,13 +98,14 @@ impl<S: ConditionalStore, H: HttpPost> Router<'_, S, H> {
                     continue;
                 }
             };
+            let notification = notification_id(env);
             let mut reached = 0;
             let failed_before = out.failures.len();
             let mut unconfigured = vec![];
             for &route in channel.routes() {
                 let record = self.key(&format!(
                     "deliveries/{}/{}.json",
-                    short_hash(&env.message_id),
+                    short_hash(&notification),
                     route.name()
                 ));
                 if let Some(done) = self.state.load::<Delivery>(&record).await? {
@@ -357,7 +358,7 @@ impl<S: ConditionalStore, H: HttpPost> Router<'_, S, H> {
                     .create(
                         &self.key(&format!(
                             "digest/{day}/{}.json",
-                            short_hash(&env.message_id)
+                            short_hash(&notification_id(env))
                         )),
                         &item,
                     )

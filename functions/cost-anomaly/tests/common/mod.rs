@@ -7,6 +7,7 @@ use cost_anomaly::config::Settings;
 use cost_anomaly::port::{AwsBudgets, AwsCostExplorer};
 use shared::aws::{AwsClients, AwsSettings};
 use shared::config::{CommonConfig, Vars};
+use shared::sns::SnsPublisher;
 use shared::store::S3Store;
 use suite_tests::Moto;
 
@@ -45,6 +46,7 @@ pub struct Adapters {
     pub budgets: AwsBudgets,
     pub budgets_client: aws_sdk_budgets::Client,
     pub s3: aws_sdk_s3::Client,
+    pub publisher: SnsPublisher,
 }
 
 /// The adapters the function builds, pointed at moto (one attempt: moto answers
@@ -58,6 +60,8 @@ pub async fn adapters(m: &Moto) -> Adapters {
             .await;
     let s3 = clients.s3();
     suite_tests::create_buckets(&s3, &[REPORTS]).await;
+    // The FinOps topic the alerts are published to (Terraform creates it).
+    m.cli(&["sns", "create-topic", "--name", "finops-alerts-local"]);
     let budgets_client = aws_sdk_budgets::Client::new(&clients.sdk);
     Adapters {
         store: S3Store::new(s3.clone()),
@@ -65,5 +69,6 @@ pub async fn adapters(m: &Moto) -> Adapters {
         budgets: AwsBudgets::new(budgets_client.clone()),
         budgets_client,
         s3,
+        publisher: clients.sns_publisher(),
     }
 }
