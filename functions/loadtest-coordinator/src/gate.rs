@@ -1,6 +1,9 @@
 //! The release gate and the baseline, as pure state transitions (the S3 reads and writes are
 //! in run.rs). Two consecutive runs of a scenario whose p95 breaks its objective → BLOCK and
-//! one incident REL-####; a run that passes every threshold clears the block.
+//! one incident REL-####; a run that passes every threshold clears the block. A run that is no
+//! evidence either way (ERROR: the target never answered, most of the load was never sent,
+//! most shards failed) leaves the gate as it was: it neither counts toward a block nor clears
+//! one.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +29,9 @@ pub struct GateState {
     pub reason: String,
     pub last_run_id: String,
     pub last_run_passed: bool,
+    /// Why the last run gave no verdict (status ERROR), if it gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_error: Option<String>,
     pub last_p95_ms: f64,
     pub p95_objective: String,
     /// s3:// URI of the last run's JSON report.
@@ -47,6 +53,48 @@ pub struct RunVerdict {
     pub p95_objective: String,
     pub report_uri: String,
     pub now: String,
+    /// The run is no evidence either way (see [`no_verdict`]): why.
+    pub no_verdict: Option<String>,
+}
+
+/// Below this share of the scheduled requests sent, a run is no evidence: a run that sent a
+/// third of its load says nothing about the latency at the full load, whatever its numbers.
+pub const MIN_SENT_SHARE: f64 = 0.5;
+
+/// Why a run's numbers are no evidence about the target, if they are not: nothing scheduled,
+/// no successful response at all (an outage, a refused or unreachable target), less than
+/// [`MIN_SENT_SHARE`] of the schedule sent (dropped iterations, failed shards), or more than
+/// half of the shards failed. `http`: request counts apply (an SSE run counts clients).
+pub fn no_verdict(
+    http: bool,
+    scheduled: u64,
+    sent: u64,
+    ok: u64,
+    shards_total: u64,
+    shards_failed: u64,
+) -> Option<String> {
+    if shards_total > 0 && shards_failed * 2 > shards_total {
+        return Some(format!("{shards_failed} of {shards_total} shards failed"));
+    }
+    if !http {
+        return None;
+    }
+    if scheduled == 0 {
+        return Some("no request was scheduled".into());
+    }
+    if ok == 0 {
+        return Some(format!(
+            "no successful response among {sent} request(s) sent of {scheduled} scheduled: the target was down, refused or unreachable"
+        ));
+    }
+    if (sent as f64) < MIN_SENT_SHARE * scheduled as f64 {
+        return Some(format!(
+            "only {sent} of {scheduled} scheduled requests were sent ({:.0} % < {:.0} %)",
+            100.0 * sent as f64 / scheduled as f64,
+            100.0 * MIN_SENT_SHARE
+        ));
+    }
+    None
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +116,39 @@ pub fn next_gate(prev: Option<&GateState>, v: &RunVerdict) -> GateStep {
                 replay: true,
             };
         }
+    }
+    if let Some(why) = &v.no_verdict {
+        let mut state = prev.cloned().unwrap_or_else(|| GateState {
+            scenario: v.scenario.clone(),
+            state: GateStatus::Pass,
+            consecutive_p95_failures: 0,
+            incident: None,
+            last_incident: None,
+            reason: String::new(),
+            last_run_id: String::new(),
+            last_run_passed: false,
+            last_run_error: None,
+            last_p95_ms: 0.0,
+            p95_objective: v.p95_objective.clone(),
+            last_report: String::new(),
+            updated_at: String::new(),
+        });
+        state.reason = format!(
+            "run {} gave no verdict (ERROR: {why}); the gate stays {} with {} consecutive p95 breach(es)",
+            v.run_id,
+            if state.state == GateStatus::Block { "BLOCK" } else { "PASS" },
+            state.consecutive_p95_failures
+        );
+        state.last_run_id = v.run_id.clone();
+        state.last_run_passed = false;
+        state.last_run_error = Some(why.clone());
+        state.last_report = v.report_uri.clone();
+        state.updated_at = v.now.clone();
+        return GateStep {
+            state,
+            open_incident: false,
+            replay: false,
+        };
     }
     let was_blocked = prev.map(|p| p.state == GateStatus::Block).unwrap_or(false);
     let consecutive = if v.p95_failed {
@@ -135,6 +216,7 @@ pub fn next_gate(prev: Option<&GateState>, v: &RunVerdict) -> GateStep {
             reason,
             last_run_id: v.run_id.clone(),
             last_run_passed: v.passed,
+            last_run_error: None,
             last_p95_ms: v.p95_ms,
             p95_objective: v.p95_objective.clone(),
             last_report: v.report_uri.clone(),
@@ -235,7 +317,83 @@ mod tests {
             p95_objective: "http_req_duration p(95)<900".into(),
             report_uri: format!("s3://b/{run}.json"),
             now: "2026-01-01T00:00:00Z".into(),
+            no_verdict: None,
         }
+    }
+
+    fn error(run: &str) -> RunVerdict {
+        RunVerdict {
+            no_verdict: Some("no successful response".into()),
+            ..verdict(run, false, true)
+        }
+    }
+
+    #[test]
+    fn a_run_with_no_verdict_neither_blocks_nor_clears() {
+        // Two outages in a row: no BLOCK, no incident.
+        let e1 = next_gate(None, &error("e1"));
+        let e2 = next_gate(Some(&e1.state), &error("e2"));
+        assert_eq!(
+            (
+                e2.state.state,
+                e2.state.consecutive_p95_failures,
+                e2.open_incident
+            ),
+            (GateStatus::Pass, 0, false)
+        );
+        assert!(
+            e2.state.reason.contains("no verdict (ERROR"),
+            "{}",
+            e2.state.reason
+        );
+        // A breach, an outage, a breach: the outage does not break "consecutive" either
+        // (it is no evidence the p95 recovered), so the second breach blocks.
+        let s1 = next_gate(Some(&e2.state), &verdict("r1", false, true));
+        let e3 = next_gate(Some(&s1.state), &error("e3"));
+        assert_eq!(e3.state.consecutive_p95_failures, 1);
+        let s2 = next_gate(Some(&e3.state), &verdict("r2", false, true));
+        assert!(s2.open_incident && s2.state.state == GateStatus::Block);
+        let mut blocked = s2.state.clone();
+        blocked.incident = Some(incident_id(1));
+        // Blocked, then an outage: still blocked, same incident, no second one.
+        let e4 = next_gate(Some(&blocked), &error("e4"));
+        assert_eq!(
+            (
+                e4.state.state,
+                e4.state.incident.as_deref(),
+                e4.open_incident
+            ),
+            (GateStatus::Block, Some("REL-0001"), false)
+        );
+        assert_eq!(
+            e4.state.last_run_error.as_deref(),
+            Some("no successful response")
+        );
+        // Replayed: nothing changes; the next real pass clears the error mark too.
+        assert!(next_gate(Some(&e4.state), &error("e4")).replay);
+        let ok = next_gate(Some(&e4.state), &verdict("r3", true, false));
+        assert_eq!(
+            (ok.state.state, ok.state.last_run_error),
+            (GateStatus::Pass, None)
+        );
+    }
+
+    #[test]
+    fn no_verdict_names_why() {
+        assert_eq!(no_verdict(true, 100, 100, 99, 4, 0), None);
+        assert!(no_verdict(true, 100, 100, 0, 4, 0)
+            .unwrap()
+            .contains("no successful response"));
+        assert!(no_verdict(true, 100, 30, 30, 4, 0)
+            .unwrap()
+            .contains("only 30 of 100"));
+        assert!(no_verdict(true, 100, 100, 90, 4, 3)
+            .unwrap()
+            .contains("3 of 4 shards failed"));
+        assert!(no_verdict(true, 0, 0, 0, 1, 0).is_some());
+        // Half the shards failing is still a (weak) verdict; SSE counts clients, not requests.
+        assert_eq!(no_verdict(true, 100, 60, 60, 4, 2), None);
+        assert_eq!(no_verdict(false, 0, 0, 0, 2, 0), None);
     }
 
     #[test]

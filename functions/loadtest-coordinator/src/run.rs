@@ -626,10 +626,26 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 ok: ratio.map(|x| x >= spec.min_ratio).unwrap_or(true),
             }
         });
+        // No evidence either way (an outage, most of the load never sent): ERROR, which the
+        // gate does not count (gate.rs).
+        let no_verdict = crate::gate::no_verdict(
+            run.plan.mode == Mode::Http,
+            numbers.scheduled,
+            numbers.sent,
+            numbers.ok,
+            numbers.shards_total,
+            numbers.shards_failed,
+        );
+        if let Some(why) = &no_verdict {
+            notes.push(format!("no verdict: {why}"));
+        }
         let passed = aborted.is_none()
+            && no_verdict.is_none()
             && judged.iter().all(|j| j.ok)
             && baseline_check.as_ref().map(|b| b.ok).unwrap_or(true);
-        let status = if aborted.is_some() {
+        let status = if no_verdict.is_some() {
+            "ERROR"
+        } else if aborted.is_some() {
             "ABORTED"
         } else if passed {
             "PASSED"
@@ -686,6 +702,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 p95_objective: objective.clone(),
                 report_uri: artifacts.report.clone(),
                 now: iso(finished),
+                no_verdict: no_verdict.clone(),
             },
         );
         let mut gate = step.state.clone();
@@ -712,16 +729,19 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 .put(&gkey, to_bytes(&gate)?, "application/json")
                 .await?;
         }
-        baseline.record(BaselineRun {
-            run_id: run.run_id.clone(),
-            finished_at: iso(finished),
-            throughput_rps: numbers.throughput_rps,
-            p95_ms: numbers.latency_ms.p95,
-            passed,
-        });
-        self.store
-            .put(&bkey, to_bytes(&baseline)?, "application/json")
-            .await?;
+        // A run with no verdict is no reference either.
+        if no_verdict.is_none() {
+            baseline.record(BaselineRun {
+                run_id: run.run_id.clone(),
+                finished_at: iso(finished),
+                throughput_rps: numbers.throughput_rps,
+                p95_ms: numbers.latency_ms.p95,
+                passed,
+            });
+            self.store
+                .put(&bkey, to_bytes(&baseline)?, "application/json")
+                .await?;
+        }
 
         let mut report = RunReport {
             run_id: run.run_id.clone(),

@@ -412,6 +412,66 @@ async fn two_consecutive_slow_runs_block_and_a_pass_clears() {
     assert_eq!(base["runs"].as_array().unwrap().len(), 3);
 }
 
+/// A target that answers nothing but errors, two nights running (issue 22's "p95 0.0 ms"
+/// REL): ERROR, the gate stays open, no incident, nothing on SNS, no baseline entry.
+#[tokio::test]
+async fn two_outages_give_no_verdict_and_never_block() {
+    let (common, st) = settings("2");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = MapStore::default();
+    let shards = FakeShards {
+        behaviour: Box::new(|_| Behaviour {
+            latency_ms: 0,
+            error_every: Some(1),
+            fail: false,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let th = json!({"http_req_duration": ["p(95)<900"], "http_req_failed": ["rate<0.01"]});
+    let mut reports = vec![];
+    for i in 0..2 {
+        let out = drive(
+            &engine,
+            &mut rx,
+            StartRequest {
+                scenario: ScenarioRef::Inline(scenario("1s", 10, th.clone())),
+                run_id: Some(format!("down{i}")),
+                base_url: None,
+            },
+        )
+        .await;
+        reports.push(out.last().cloned().unwrap());
+    }
+    for r in &reports {
+        assert_eq!(r["status"], "ERROR", "{r}");
+        assert_eq!(r["gate"]["state"], "PASS", "{r}");
+        assert_eq!(r["incident"], Value::Null);
+    }
+    let gate = store.json("k6/gate/quote-generation.json");
+    assert_eq!(gate["consecutive_p95_failures"], 0, "{gate}");
+    assert!(
+        gate["last_run_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no successful response among 10 request(s)"),
+        "{gate}"
+    );
+    assert!(sns.0.lock().unwrap().is_empty(), "no REL published");
+    assert!(
+        !store.keys().iter().any(|k| k.starts_with("k6/incidents/")),
+        "{:?}",
+        store.keys()
+    );
+    assert!(
+        !store.keys().iter().any(|k| k.starts_with("k6/baseline/")),
+        "an outage is no baseline"
+    );
+}
+
 /// An abortOnFail threshold broken in slice 0: slice 2 never runs (slice 1 was already
 /// handed off), the run is ABORTED with what ran.
 #[tokio::test]

@@ -471,6 +471,7 @@ mod tests {
                 reason: "r".into(),
                 last_run_id: "run-7".into(),
                 last_run_passed: false,
+                last_run_error: None,
                 last_p95_ms: 1200.0,
                 p95_objective: "p(95)<900".into(),
                 last_report: "s3://x".into(),
