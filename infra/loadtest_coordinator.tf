@@ -173,10 +173,12 @@ data "aws_iam_policy_document" "loadtest_coordinator" {
     resources = [module.loadtest_shard.function_arn, local.ltc_arn]
   }
 
+  # REL incidents; and the owners' notice of a run with no verdict (the info topic, which
+  # alert-router collects into the daily digest).
   statement {
-    sid       = "PublishIncidents"
+    sid       = "PublishIncidentsAndNotices"
     actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.loadtest_incidents.arn]
+    resources = [aws_sns_topic.loadtest_incidents.arn, aws_sns_topic.slo_info.arn]
   }
 }
 
@@ -222,6 +224,7 @@ module "loadtest_coordinator" {
     LOADTEST_COORD_INVOCATION_LIMIT_SECONDS = "900"
     LOADTEST_COORD_REMOTE_WRITE_URL         = local.ltc_remote_write
     LOADTEST_COORD_INCIDENT_TOPIC_ARN       = aws_sns_topic.loadtest_incidents.arn
+    LOADTEST_COORD_NOTICE_TOPIC_ARN         = aws_sns_topic.slo_info.arn
   }
 
   tags = { Function = "loadtest-coordinator" }

@@ -684,3 +684,55 @@ async fn info_notifications_become_one_digest_a_day() {
         "{body}"
     );
 }
+
+/// The load-test coordinator's notice of a run with no verdict, built by its own function,
+/// and the next run's resolve: collected on the info route, one digest entry, resolved.
+#[tokio::test]
+async fn a_load_test_without_verdict_reaches_the_digest_and_resolves_there() {
+    use loadtest_coordinator::run::no_verdict_notice;
+    let (_g, m) = exclusive_moto().await;
+    set_secret(m, full_secret()).await;
+    let topic = aws(m, &["sns", "create-topic", "--name", "alert-digest-local"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = deps(m, Some(&topic)).await;
+    let report = "s3://reports/k6/runs/r/report.json";
+    let down = no_verdict_notice(
+        "local",
+        "quote-generation",
+        "night-1",
+        Some("no successful response among 40 request(s) sent of 40 scheduled"),
+        report,
+    );
+    let back = no_verdict_notice("local", "quote-generation", "night-2", None, report);
+    for (id, n, at) in [
+        ("n-1", &down, "2026-12-05T02:20:00.000Z"),
+        ("n-2", &back, "2026-12-05T23:20:00.000Z"),
+    ] {
+        let r = run(&d, sns_at(INFO, id, &serde_json::to_string(n).unwrap(), at))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                r["deliveries"][0]["route"].as_str(),
+                r["deliveries"][0]["outcome"].as_str(),
+                r["deliveries"][0]["key"].as_str()
+            ),
+            (
+                Some("digest"),
+                Some("collected"),
+                Some("loadtest/local/quote-generation/no-verdict")
+            ),
+            "{r}"
+        );
+    }
+    let sent = run(&d, json!({"kind": "digest", "day": "2026-12-05"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (sent["items"].as_u64(), sent["alerts"].as_u64()),
+        (Some(2), Some(1)),
+        "{sent}"
+    );
+}

@@ -40,6 +40,10 @@ pub struct Settings {
     pub remote_write_url: Option<String>,
     /// `LOADTEST_COORD_INCIDENT_TOPIC_ARN`: SNS topic for REL incidents (optional locally).
     pub incident_topic_arn: Option<String>,
+    /// `LOADTEST_COORD_NOTICE_TOPIC_ARN`: where a run with no verdict (ERROR) and the next
+    /// run with one are told to the scenario's owners (Terraform: the info topic, which
+    /// alert-router collects into the daily digest). Unset: not told.
+    pub notice_topic_arn: Option<String>,
     /// `LOADTEST_COORD_LAMBDA_ENDPOINT_URL`: the Invoke API endpoint when it differs from
     /// AWS_ENDPOINT_URL (locally: `cargo lambda watch`, while S3 and SNS are moto). Unset on AWS.
     pub lambda_endpoint_url: Option<String>,
@@ -149,10 +153,21 @@ impl Settings {
             incident_topic_arn: vars
                 .get("LOADTEST_COORD_INCIDENT_TOPIC_ARN")
                 .map(str::to_string),
+            notice_topic_arn: vars
+                .get("LOADTEST_COORD_NOTICE_TOPIC_ARN")
+                .map(str::to_string),
             lambda_endpoint_url: vars
                 .get("LOADTEST_COORD_LAMBDA_ENDPOINT_URL")
                 .map(str::to_string),
         };
+        if let Some(t) = &s.notice_topic_arn {
+            if !t.starts_with("arn:") || !t.contains(":sns:") {
+                return Err(bad(
+                    "LOADTEST_COORD_NOTICE_TOPIC_ARN",
+                    "must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+                ));
+            }
+        }
         if let Some(u) = &s.lambda_endpoint_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(bad(

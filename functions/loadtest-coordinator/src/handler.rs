@@ -47,7 +47,8 @@ impl Deps<S3Store, LambdaInvoker, SnsNotifier> {
             notifier: SnsNotifier::new(
                 aws_sdk_sns::Client::new(&clients.sdk),
                 settings.incident_topic_arn.clone(),
-            ),
+            )
+            .with_notice_topic(settings.notice_topic_arn.clone()),
             http: http_client()?,
             common,
             settings,

@@ -13,6 +13,7 @@ use aws_smithy_types::Blob;
 use bytes::Bytes;
 use loadtest_core::{ShardRequest, ShardResult};
 use shared::error::aws_error;
+use shared::notifications::{PlaybookAlert, PRODUCER_ATTRIBUTE};
 use shared::sns::{Publication, Publisher, SnsPublisher};
 use shared::store::{ConditionalStore, ObjectStore};
 use shared::{SuiteError, SuiteResult};
@@ -71,6 +72,13 @@ pub trait Notifier: Send + Sync {
         &self,
         subject: &str,
         message: &str,
+    ) -> impl Future<Output = SuiteResult<Option<String>>> + Send;
+
+    /// Tells the scenario's owners (the notice topic, `LOADTEST_COORD_NOTICE_TOPIC_ARN`);
+    /// `Ok(None)` when no topic is configured.
+    fn notice(
+        &self,
+        alert: &PlaybookAlert,
     ) -> impl Future<Output = SuiteResult<Option<String>>> + Send;
 }
 
@@ -235,6 +243,7 @@ impl Invoker for LambdaInvoker {
 pub struct SnsNotifier {
     publisher: SnsPublisher,
     topic_arn: Option<String>,
+    notice_topic_arn: Option<String>,
 }
 
 impl SnsNotifier {
@@ -242,7 +251,14 @@ impl SnsNotifier {
         SnsNotifier {
             publisher: SnsPublisher::new(client),
             topic_arn,
+            notice_topic_arn: None,
         }
+    }
+
+    /// Where notices go (see [`Notifier::notice`]).
+    pub fn with_notice_topic(mut self, topic_arn: Option<String>) -> Self {
+        self.notice_topic_arn = topic_arn;
+        self
     }
 }
 
@@ -257,7 +273,25 @@ impl Notifier for SnsNotifier {
                 topic_arn: topic,
                 subject,
                 message,
-                attributes: &[("producer", "loadtest-coordinator")],
+                attributes: &[(PRODUCER_ATTRIBUTE, "loadtest-coordinator")],
+            })
+            .await?;
+        Ok(Some(id))
+    }
+
+    async fn notice(&self, alert: &PlaybookAlert) -> SuiteResult<Option<String>> {
+        let Some(topic) = &self.notice_topic_arn else {
+            return Ok(None);
+        };
+        let message =
+            serde_json::to_string(alert).map_err(|e| SuiteError::Internal(e.to_string()))?;
+        let id = self
+            .publisher
+            .publish(Publication {
+                topic_arn: topic,
+                subject: &alert.title,
+                message: &message,
+                attributes: &[(PRODUCER_ATTRIBUTE, "loadtest-coordinator")],
             })
             .await?;
         Ok(Some(id))

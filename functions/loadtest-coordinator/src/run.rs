@@ -729,6 +729,24 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 .put(&gkey, to_bytes(&gate)?, "application/json")
                 .await?;
         }
+        // The owners hear of a run with no verdict, and of the next one with a verdict again
+        // (same key: the digest shows it resolved). Told after the gate is written: a crash
+        // before it tells nothing and the redelivery (replay: nothing) neither; losing a
+        // notice never fails the run.
+        let was_error = prev.as_ref().is_some_and(|p| p.last_run_error.is_some());
+        if !step.replay && (no_verdict.is_some() || was_error) {
+            let notice = no_verdict_notice(
+                &self.common.environment,
+                &scenario,
+                &run.run_id,
+                no_verdict.as_deref(),
+                &artifacts.report,
+            );
+            if let Err(e) = self.notifier.notice(&notice).await {
+                tracing::warn!(error = %e, key = %notice.key, "owner notice not published");
+                notes.push(format!("owner notice not published: {e}"));
+            }
+        }
         // A run with no verdict is no reference either.
         if no_verdict.is_none() {
             baseline.record(BaselineRun {
@@ -932,3 +950,41 @@ pub fn percentile_fn(a: &Aggregate) -> impl Fn(&str, f64) -> f64 + '_ {
 #[cfg(test)]
 #[path = "run_tests.rs"]
 mod tests;
+
+/// What the scenario's owners are told about a run with no verdict (`why`), or, with `why`
+/// `None`, about the next run that has one. One key per environment and scenario.
+pub fn no_verdict_notice(
+    environment: &str,
+    scenario: &str,
+    run_id: &str,
+    why: Option<&str>,
+    report: &str,
+) -> shared::notifications::PlaybookAlert {
+    use shared::notifications::{Action, PlaybookAlert, PLAYBOOK_ALERT_VERSION};
+    let (action, title, summary) = match why {
+        Some(w) => (
+            Action::Trigger,
+            format!("Load test {scenario} ({environment}) gave no verdict"),
+            format!(
+                "Run {run_id}: {w}. The release gate kept its state; look at the target and the shards before the next scheduled run."
+            ),
+        ),
+        None => (
+            Action::Resolve,
+            format!("Load test {scenario} ({environment}) has a verdict again"),
+            format!("Run {run_id} was judged again."),
+        ),
+    };
+    PlaybookAlert {
+        playbook_alert: PLAYBOOK_ALERT_VERSION,
+        id: Some(format!("loadtest/{run_id}/notice")),
+        key: format!("loadtest/{environment}/{scenario}/no-verdict"),
+        action,
+        title,
+        summary,
+        source: "loadtest-coordinator".into(),
+        at: None,
+        link: Some(report.to_string()),
+        fields: vec![("Run".into(), run_id.to_string())],
+    }
+}

@@ -142,7 +142,11 @@ impl Invoker for FakeShards {
 }
 
 #[derive(Default)]
-pub struct FakeSns(pub Mutex<Vec<(String, String)>>);
+/// REL incidents published (subject, message), and notices.
+pub struct FakeSns(
+    pub Mutex<Vec<(String, String)>>,
+    pub Mutex<Vec<shared::notifications::PlaybookAlert>>,
+);
 
 impl Notifier for FakeSns {
     async fn publish(&self, subject: &str, message: &str) -> SuiteResult<Option<String>> {
@@ -151,6 +155,14 @@ impl Notifier for FakeSns {
             .unwrap()
             .push((subject.into(), message.into()));
         Ok(Some("m-1".into()))
+    }
+
+    async fn notice(
+        &self,
+        alert: &shared::notifications::PlaybookAlert,
+    ) -> SuiteResult<Option<String>> {
+        self.1.lock().unwrap().push(alert.clone());
+        Ok(Some("n-1".into()))
     }
 }
 
@@ -419,10 +431,16 @@ async fn two_outages_give_no_verdict_and_never_block() {
     let (common, st) = settings("2");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let store = MapStore::default();
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let d2 = down.clone();
     let shards = FakeShards {
-        behaviour: Box::new(|_| Behaviour {
-            latency_ms: 0,
-            error_every: Some(1),
+        behaviour: Box::new(move |_| Behaviour {
+            latency_ms: if d2.load(std::sync::atomic::Ordering::SeqCst) {
+                0
+            } else {
+                100
+            },
+            error_every: d2.load(std::sync::atomic::Ordering::SeqCst).then_some(1),
             fail: false,
         }),
         continuations: tx,
@@ -433,7 +451,8 @@ async fn two_outages_give_no_verdict_and_never_block() {
     let engine = engine!(store, shards, sns, st, common, http);
     let th = json!({"http_req_duration": ["p(95)<900"], "http_req_failed": ["rate<0.01"]});
     let mut reports = vec![];
-    for i in 0..2 {
+    for (i, is_down) in [true, true, false].into_iter().enumerate() {
+        down.store(is_down, std::sync::atomic::Ordering::SeqCst);
         let out = drive(
             &engine,
             &mut rx,
@@ -445,31 +464,52 @@ async fn two_outages_give_no_verdict_and_never_block() {
         )
         .await;
         reports.push(out.last().cloned().unwrap());
+        if i == 1 {
+            let gate = store.json("k6/gate/quote-generation.json");
+            assert_eq!(gate["consecutive_p95_failures"], 0, "{gate}");
+            assert!(
+                gate["last_run_error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("no successful response among 10 request(s)"),
+                "{gate}"
+            );
+        }
     }
-    for r in &reports {
+    for r in &reports[..2] {
         assert_eq!(r["status"], "ERROR", "{r}");
         assert_eq!(r["gate"]["state"], "PASS", "{r}");
         assert_eq!(r["incident"], Value::Null);
     }
-    let gate = store.json("k6/gate/quote-generation.json");
-    assert_eq!(gate["consecutive_p95_failures"], 0, "{gate}");
-    assert!(
-        gate["last_run_error"]
-            .as_str()
-            .unwrap()
-            .starts_with("no successful response among 10 request(s)"),
-        "{gate}"
-    );
+    assert_eq!(reports[2]["status"], "PASSED", "{}", reports[2]);
+    assert_eq!(reports[2]["gate"]["last_run_error"], Value::Null);
     assert!(sns.0.lock().unwrap().is_empty(), "no REL published");
     assert!(
         !store.keys().iter().any(|k| k.starts_with("k6/incidents/")),
         "{:?}",
         store.keys()
     );
-    assert!(
-        !store.keys().iter().any(|k| k.starts_with("k6/baseline/")),
-        "an outage is no baseline"
+    // The owners were told twice, then told it is over, on one key.
+    let notices = sns.1.lock().unwrap().clone();
+    let actions: Vec<_> = notices.iter().map(|n| n.action).collect();
+    use shared::notifications::Action;
+    assert_eq!(
+        actions,
+        vec![Action::Trigger, Action::Trigger, Action::Resolve],
+        "{notices:?}"
     );
+    assert!(notices
+        .iter()
+        .all(|n| n.key == "loadtest/local/quote-generation/no-verdict"));
+    assert!(
+        notices[0].summary.contains("no successful response"),
+        "{:?}",
+        notices[0]
+    );
+    // Only the passing run is a baseline.
+    let base = store.json("k6/baseline/quote-generation.json");
+    assert_eq!(base["runs"].as_array().unwrap().len(), 1, "{base}");
+    assert_eq!(base["runs"][0]["run_id"], "down2");
 }
 
 /// An abortOnFail threshold broken in slice 0: slice 2 never runs (slice 1 was already
