@@ -7,6 +7,7 @@ use std::future::Future;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::error::aws_error;
+use crate::notifications::{PlaybookAlert, PRODUCER_ATTRIBUTE};
 use crate::{SuiteError, SuiteResult};
 
 /// One message to one topic.
@@ -37,6 +38,25 @@ pub fn subject(s: &str) -> String {
         })
         .take(100)
         .collect()
+}
+
+/// Publishes the suite's own alert as JSON, subject its title, with the `producer` attribute
+/// naming the function (what subscription filters match on).
+pub async fn publish_alert<P: Publisher>(
+    publisher: &P,
+    topic_arn: &str,
+    producer: &str,
+    alert: &PlaybookAlert,
+) -> SuiteResult<String> {
+    let message = serde_json::to_string(alert).map_err(|e| SuiteError::Internal(e.to_string()))?;
+    publisher
+        .publish(Publication {
+            topic_arn,
+            subject: &alert.title,
+            message: &message,
+            attributes: &[(PRODUCER_ATTRIBUTE, producer)],
+        })
+        .await
 }
 
 #[derive(Clone, Debug)]

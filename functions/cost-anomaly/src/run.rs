@@ -10,8 +10,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shared::config::CommonConfig;
-use shared::notifications::{Action, PlaybookAlert, PLAYBOOK_ALERT_VERSION, PRODUCER_ATTRIBUTE};
-use shared::sns::{Publication, Publisher};
+use shared::notifications::{Action, PlaybookAlert, PLAYBOOK_ALERT_VERSION};
+use shared::sns::{publish_alert, Publisher};
 use shared::store::ObjectStore;
 use shared::{SuiteError, SuiteResult};
 
@@ -504,17 +504,9 @@ impl<S: ObjectStore, C: CostSource, B: BudgetsApi, P: Publisher> Engine<'_, S, C
         let Some(topic) = self.settings.topic_arn.as_deref() else {
             return Ok(None);
         };
-        let message = serde_json::to_string(alert).map_err(internal)?;
-        let id = self
-            .publisher
-            .publish(Publication {
-                topic_arn: topic,
-                subject: &alert.title,
-                message: &message,
-                attributes: &[(PRODUCER_ATTRIBUTE, "cost-anomaly")],
-            })
-            .await?;
-        Ok(Some(id))
+        publish_alert(self.publisher, topic, "cost-anomaly", alert)
+            .await
+            .map(Some)
     }
 
     async fn publish_alert(

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use loadtest_core::{ShardRequest, ShardResult};
 use shared::error::aws_error;
 use shared::notifications::{PlaybookAlert, PRODUCER_ATTRIBUTE};
-use shared::sns::{Publication, Publisher, SnsPublisher};
+use shared::sns::{publish_alert, Publication, Publisher, SnsPublisher};
 use shared::store::{ConditionalStore, ObjectStore};
 use shared::{SuiteError, SuiteResult};
 
@@ -283,17 +283,8 @@ impl Notifier for SnsNotifier {
         let Some(topic) = &self.notice_topic_arn else {
             return Ok(None);
         };
-        let message =
-            serde_json::to_string(alert).map_err(|e| SuiteError::Internal(e.to_string()))?;
-        let id = self
-            .publisher
-            .publish(Publication {
-                topic_arn: topic,
-                subject: &alert.title,
-                message: &message,
-                attributes: &[(PRODUCER_ATTRIBUTE, "loadtest-coordinator")],
-            })
-            .await?;
-        Ok(Some(id))
+        publish_alert(&self.publisher, topic, "loadtest-coordinator", alert)
+            .await
+            .map(Some)
     }
 }
