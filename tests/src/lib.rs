@@ -201,6 +201,49 @@ impl Moto {
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
 
+    /// An SQS queue subscribed to an SNS topic (what stands in for a Lambda subscription or
+    /// a mailbox), with subscription attributes (`RawMessageDelivery`, `FilterPolicy`, ...).
+    /// Answers the queue URL.
+    pub fn subscribe_queue(
+        &self,
+        topic_arn: &str,
+        queue: &str,
+        attributes: &[(&str, &str)],
+    ) -> String {
+        let url = self.cli(&["sqs", "create-queue", "--queue-name", queue])["QueueUrl"]
+            .as_str()
+            .expect("QueueUrl")
+            .to_string();
+        let endpoint = format!("arn:aws:sqs:us-east-1:123456789012:{queue}");
+        let sub = self.cli(&[
+            "sns",
+            "subscribe",
+            "--topic-arn",
+            topic_arn,
+            "--protocol",
+            "sqs",
+            "--notification-endpoint",
+            &endpoint,
+            "--return-subscription-arn",
+        ])["SubscriptionArn"]
+            .as_str()
+            .expect("SubscriptionArn")
+            .to_string();
+        for (name, value) in attributes {
+            self.cli(&[
+                "sns",
+                "set-subscription-attributes",
+                "--subscription-arn",
+                &sub,
+                "--attribute-name",
+                name,
+                "--attribute-value",
+                value,
+            ]);
+        }
+        url
+    }
+
     /// The variables a function (or the AWS CLI) needs to talk to this moto.
     pub fn env(&self) -> Vec<(String, String)> {
         [

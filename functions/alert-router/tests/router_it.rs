@@ -567,29 +567,7 @@ async fn info_notifications_become_one_digest_a_day() {
         .as_str()
         .unwrap()
         .to_string();
-    let queue = aws(
-        m,
-        &["sqs", "create-queue", "--queue-name", "digest-mailbox"],
-    )["QueueUrl"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:digest-mailbox";
-    aws(
-        m,
-        &[
-            "sns",
-            "subscribe",
-            "--topic-arn",
-            &topic,
-            "--protocol",
-            "sqs",
-            "--notification-endpoint",
-            queue_arn,
-            "--attributes",
-            "RawMessageDelivery=true",
-        ],
-    );
+    let queue = m.subscribe_queue(&topic, "digest-mailbox", &[("RawMessageDelivery", "true")]);
     let d = deps(m, Some(&topic)).await;
 
     let no_data = "slo-api-availability-no-data-local";

@@ -539,51 +539,16 @@ fn finops_topic(m: &suite_tests::Moto) -> (String, String) {
         )),
         "the filter names the attribute the suite sets: {filter}"
     );
-    let mut urls = vec![];
-    for (queue, attrs) in [
-        ("router-inbox", "RawMessageDelivery=false".to_string()),
-        (
-            "cost-anomaly-inbox",
-            format!(
-                "FilterPolicyScope=MessageAttributes,FilterPolicy='{}'",
-                filter.trim()
-            ),
-        ),
-    ] {
-        let url = m.cli(&["sqs", "create-queue", "--queue-name", queue])["QueueUrl"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let sub = m.cli(&[
-            "sns",
-            "subscribe",
-            "--topic-arn",
-            &topic,
-            "--protocol",
-            "sqs",
-            "--notification-endpoint",
-            &format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}"),
-            "--return-subscription-arn",
-        ])["SubscriptionArn"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for kv in attrs.split(',') {
-            let (k, v) = kv.split_once('=').unwrap();
-            m.cli(&[
-                "sns",
-                "set-subscription-attributes",
-                "--subscription-arn",
-                &sub,
-                "--attribute-name",
-                k,
-                "--attribute-value",
-                v.trim_matches('\''),
-            ]);
-        }
-        urls.push(url);
-    }
-    (urls[0].clone(), urls[1].clone())
+    let router = m.subscribe_queue(&topic, "router-inbox", &[]);
+    let own = m.subscribe_queue(
+        &topic,
+        "cost-anomaly-inbox",
+        &[
+            ("FilterPolicyScope", "MessageAttributes"),
+            ("FilterPolicy", filter.trim()),
+        ],
+    );
+    (router, own)
 }
 
 /// The SNS envelopes a queue holds (drained).
