@@ -14,7 +14,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 LOCAL_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help bootstrap services up down demo evidence test test-unit test-faults test-props deploy iac-check plan lint fmt package watch invoke bench clean
+.PHONY: help bootstrap services up down demo evidence gate test test-unit test-faults test-props deploy iac-check plan lint fmt package watch invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ demo: up services ## Run each function through the Lambda emulator against moto 
 evidence: bootstrap ## After make demo: the Grafana dashboards' panels as PNG from the demo's Prometheus and moto, the FinOps report and the DR drill log, index.md (.local/evidence/<date>/; docs/dashboards.md)
 	@$(VENV_BIN)/pip install --quiet --disable-pip-version-check -r tools/requirements-evidence.txt
 	@eval "$$(tools/local-aws.sh env)" && $(VENV_BIN)/python tools/evidence.py $(EVIDENCE_ARGS)
+
+SCENARIO ?=
+gate: ## The release gate of SCENARIO in ENV (local|dev|staging|prod): exit 0 open, 1 blocked, 2 no verdict, with a one-line reason
+	@tools/gate.sh "$(SCENARIO)" "$(ENV)"
 
 # One build for everything, tests and binaries alike, with one feature set: the end-to-end tests
 # serve these binaries through the emulator (suite_tests::start_watch_on) and build nothing.

@@ -19,7 +19,7 @@ aws_ sns create-topic --name loadtest-incidents-local >/dev/null
 # The target the demo scenarios point at (127.0.0.1:8480): 40 ms median, a slow tail, 0.2 % 503s.
 target_pid=""
 if ! (exec 3<>/dev/tcp/127.0.0.1/8480) 2>/dev/null; then
-  cargo build --quiet -p loadtest-target
+  [[ -x target/debug/loadtest-target ]] || cargo build --quiet -p loadtest-target
   target/debug/loadtest-target --addr 127.0.0.1:8480 --latency 'quantiles:0=10ms,0.5=40ms,0.95=120ms,1=400ms' \
     --error-rate 0.002 --sse-interval 500ms --sse-drop-after 20 > .local/loadtest-target.log 2>&1 &
   target_pid=$!
@@ -81,9 +81,55 @@ print(f"  report {r['artifacts']['report']}   remote write: {r.get('remote_write
 PY
 done
 
+# A release blocked and freed: one scenario, four nights, the target's deployment changing
+# between them (a second loadtest-target on 127.0.0.1:8481).
+echo
+echo "== release gate: four nights of release-gate-demo (127.0.0.1:8481)"
+gate_target=""
+start_gate_target() { # latency
+  [[ -n "$gate_target" ]] && { kill "$gate_target" 2>/dev/null || true; wait "$gate_target" 2>/dev/null || true; }
+  target/debug/loadtest-target --addr 127.0.0.1:8481 --latency "$1" >> .local/loadtest-target-8481.log 2>&1 &
+  gate_target=$!
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8481) 2>/dev/null && break; sleep 0.1; done
+}
+stop_gate_target() {
+  [[ -n "$gate_target" ]] && { kill "$gate_target" 2>/dev/null || true; wait "$gate_target" 2>/dev/null || true; }
+  gate_target=""
+}
+trap '[[ -n "$target_pid" ]] && kill "$target_pid" 2>/dev/null; stop_gate_target' EXIT
+[[ -x target/debug/loadtest-target ]] || cargo build --quiet -p loadtest-target
+for night in "1 slow-deploy fixed:600ms" "2 slow-deploy fixed:600ms" "3 outage down" "4 fixed-deploy fixed:30ms"; do
+  read -r n what latency <<< "$night"
+  if [[ $latency == down ]]; then stop_gate_target; else start_gate_target "$latency"; fi
+  id="gate-night$n-$run"
+  printf '{"scenario": "release-gate-demo", "run_id": "%s"}' "$id" > .local/demo-gate-night.json
+  make --no-print-directory invoke FN=loadtest-coordinator EVENT=.local/demo-gate-night.json > .local/demo-gate-night.out.json
+  set +e
+  line=$(tools/gate.sh release-gate-demo local 2>&1)
+  code=$?
+  set -e
+  python3 - "$n" "$what" "$code" "$line" <<'PY'
+import json, sys
+n, what, code, line = sys.argv[1:]
+r = json.load(open(".local/demo-gate-night.out.json"))
+g = r.get("gate") or {}
+p95 = "      -" if r["status"] == "ERROR" else f"{r['numbers']['latency_ms']['p95']:7.1f}"
+print(f"   night {n} ({what:14}) run {r['status']:7} p95 {p95} ms  gate {g.get('state')} "
+      f"({g.get('consecutive_p95_failures')} breach(es))  incident {r.get('incident') or '-'}")
+print(f"      make gate -> exit {code}: {line}")
+PY
+done
+stop_gate_target
+echo "   incidents: $(aws_ s3 ls "s3://$bucket/k6/incidents/" | awk '{print $4}' | tr '\n' ' ')"
+
 echo
 echo "== artifacts of the last run"
 aws_ s3 ls --recursive "s3://$bucket/k6/$(date -u +%Y-%m-%d)/realtime-events-demo/" | tail -5
-echo "== the gate, as CI reads it (one call)"
-echo "   aws s3 cp s3://$bucket/k6/gate/quote-generation-demo.json - | jq -e '.state == \"PASS\"'"
-aws_ s3 cp "s3://$bucket/k6/gate/quote-generation-demo.json" -
+echo "== the gate, as CI reads it (make gate; exit 0 open, 1 blocked, 2 no verdict)"
+for s in quote-generation-demo bulk-import-demo realtime-events-demo; do
+  set +e
+  line=$(tools/gate.sh "$s" local 2>&1)
+  code=$?
+  set -e
+  echo "   make gate SCENARIO=$s ENV=local -> exit $code: $line"
+done

@@ -14,7 +14,7 @@ log="$STATE_DIR/uptime-probe.log"
 # The `sse` target (tools/local.env): the load-test target's event stream on 127.0.0.1:8480.
 target_pid=""
 if ! (exec 3<>/dev/tcp/127.0.0.1/8480) 2>/dev/null; then
-  cargo build --quiet -p loadtest-target
+  [[ -x target/debug/loadtest-target ]] || cargo build --quiet -p loadtest-target
   target/debug/loadtest-target --addr 127.0.0.1:8480 --latency 'quantiles:0=5ms,1=20ms' \
     --sse-interval 200ms > .local/loadtest-target.log 2>&1 &
   target_pid=$!

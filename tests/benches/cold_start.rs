@@ -125,7 +125,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let profile = if full { "release" } else { "debug" };
     if full {
-        let ok = Command::new("cargo")
+        let ok = suite_tests::cargo_command("cargo")
             .args(["build", "--release", "--bins", "--quiet"])
             .current_dir(root())
             .status()

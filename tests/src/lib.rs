@@ -334,6 +334,38 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Whether cargo sets `name` for the test (or bench) process itself, per package.
+pub fn is_cargo_package_env(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
+}
+
+/// A nested `cargo` (or `make`, which runs one) started from a test, without the variables
+/// cargo set for this test process (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, …). ring's build
+/// script declares `rerun-if-env-changed` on those, so a nested build that inherits them finds
+/// ring dirty and rebuilds everything above it (rustls, the AWS SDKs, every function): minutes
+/// per test binary, and a different package name in the next binary's tests did it again.
+pub fn cargo_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str() {
+            if is_cargo_package_env(k) {
+                cmd.env_remove(k);
+            }
+        }
+    }
+    cmd
+}
+
 /// Builds every workspace binary once per test process with the tests' own feature set
 /// (`cargo build --workspace --all-targets`, what `make test` builds before it runs the tests),
 /// so this is a no-op under `make test`. A narrower build (`--bins`, `-p one-function`)
@@ -342,7 +374,7 @@ pub fn target_dir() -> PathBuf {
 pub fn build_binaries() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let status = Command::new("cargo")
+        let status = cargo_command("cargo")
             .args(["build", "--quiet", "--workspace", "--all-targets"])
             .current_dir(workspace_root())
             .status()

@@ -598,18 +598,55 @@ mod signals {
         let repo = repo_root();
         let (moto, watch) = ("5587", "9587");
         let state = repo.join(format!(".local/{moto}-{watch}"));
+        // A bound on each make: a demo step that hangs (an invoke that never answers) fails
+        // this test with what the demo printed so far, instead of running CI out of time.
+        // `make demo` takes ~10 min on the CI machine (docs/benchmarks.md).
         let make = |target: &str| {
-            let out = std::process::Command::new("make")
-                .args(["--no-print-directory", target])
+            let limit = if target == "demo" { "1800" } else { "900" };
+            let mut cmd = std::process::Command::new("timeout");
+            // Without the variables cargo set for this test process: the demo's nested
+            // `cargo build` would find ring dirty (its build script tracks CARGO_PKG_NAME and
+            // CARGO_MANIFEST_DIR) and rebuild the workspace (suite_tests::cargo_command says
+            // more; this crate does not link it).
+            for (k, _) in std::env::vars() {
+                if k.starts_with("CARGO_PKG_")
+                    || k.starts_with("CARGO_MANIFEST_")
+                    || matches!(
+                        k.as_str(),
+                        "CARGO_CRATE_NAME"
+                            | "CARGO_BIN_NAME"
+                            | "CARGO_PRIMARY_PACKAGE"
+                            | "CARGO_TARGET_TMPDIR"
+                            | "CARGO_RUSTC_CURRENT_DIR"
+                            | "OUT_DIR"
+                    )
+                {
+                    cmd.env_remove(k);
+                }
+            }
+            let out = cmd
+                .args([
+                    "--kill-after=30",
+                    limit,
+                    "make",
+                    "--no-print-directory",
+                    target,
+                ])
                 .env("MOTO_PORT", moto)
                 .env("WATCH_PORT", watch)
                 .current_dir(&repo)
                 .output()
                 .expect("make");
+            let timed_out = if out.status.code() == Some(124) {
+                format!("\n(make {target} ran past its {limit} s limit and was stopped)")
+            } else {
+                String::new()
+            };
             (
                 out.status.success(),
                 String::from_utf8_lossy(&out.stdout).to_string()
-                    + &String::from_utf8_lossy(&out.stderr),
+                    + &String::from_utf8_lossy(&out.stderr)
+                    + &timed_out,
             )
         };
         // SIGNALS_REUSE_DEMO=1: check the logs of the last run instead (a developer iterating

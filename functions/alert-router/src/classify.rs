@@ -34,8 +34,13 @@ pub fn stable_key(raw: &str) -> String {
 }
 
 /// What a delivery is recorded under: the sender's idempotency id for a playbook alert that
-/// carries one (a re-publish is the same notification), else SNS's message id.
+/// carries one, the incident id for a release incident (a re-publish is the same
+/// notification: the coordinator publishes an incident again when the run that opened it is
+/// redelivered), else SNS's message id.
 pub fn notification_id(env: &SnsEnvelope) -> String {
+    if let Some(i) = release_incident(&env.message) {
+        return format!("{}:release-gate/{}", env.topic_arn, i.id);
+    }
     match classify_cost(&env.message) {
         Message::Playbook(PlaybookAlert { id: Some(id), .. }) if !id.is_empty() => {
             format!("{}:{id}", env.topic_arn)
@@ -50,11 +55,9 @@ pub fn classify(channel: Channel, env: &SnsEnvelope) -> Classified {
         if v.get("AlarmName").is_some() && v.get("NewStateValue").is_some() {
             return alarm(channel, &v);
         }
-        if v.get("gate").is_some() && v.get("run_id").is_some() {
-            if let Ok(i) = serde_json::from_value::<ReleaseIncident>(v.clone()) {
-                return Classified::Alert(release(i));
-            }
-        }
+    }
+    if let Some(i) = release_incident(trimmed) {
+        return Classified::Alert(release(i));
     }
     match classify_cost(&env.message) {
         Message::Budget(b) => {
@@ -258,6 +261,15 @@ fn alarm(channel: Channel, v: &Value) -> Classified {
         )),
         fields,
     })
+}
+
+/// The message as a release incident, if it is one.
+fn release_incident(message: &str) -> Option<ReleaseIncident> {
+    let v: Value = serde_json::from_str(message.trim()).ok()?;
+    if v.get("gate").is_none() || v.get("run_id").is_none() {
+        return None;
+    }
+    serde_json::from_value(v).ok()
 }
 
 /// The release gate's incident (loadtest-coordinator `gate::Incident`, published as JSON);

@@ -266,8 +266,28 @@ async fn finops_alerts_reach_slack_and_one_jira_ticket_and_release_incidents_a_r
     .await
     .unwrap();
     assert_eq!(r["deliveries"][0]["reference"], "REL-1", "{r}");
+    // Published again (the coordinator does when the run that opened it is redelivered, in
+    // case a crash cut its first publish): the same notification, no second ticket.
+    let again = run(
+        &d,
+        sns(RELEASE, "r-2", &serde_json::to_string(&incident).unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            again["deliveries"][0]["outcome"].as_str(),
+            again["deliveries"][0]["reference"].as_str()
+        ),
+        (Some("already_delivered"), Some("REL-1")),
+        "{again}"
+    );
 
     let s = control("/_state", json!({})).await;
+    assert!(
+        s["issues"].get("REL-2").is_none(),
+        "a second REL ticket: {s}"
+    );
     assert_eq!(s["slack"].as_array().unwrap().len(), 3, "{s}");
     assert_eq!(
         s["slack"][0]["blocks"][0]["text"]["text"],

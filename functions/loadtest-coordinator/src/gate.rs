@@ -23,6 +23,11 @@ pub struct GateState {
     pub consecutive_p95_failures: u32,
     /// The open incident while BLOCK.
     pub incident: Option<String>,
+    /// While BLOCK: the run whose transition opened the block. Its finalizer numbers the
+    /// incident after this state is written (`incident` None until then) and publishes it;
+    /// its redelivery does whatever of that a crash cut (release.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_run_id: Option<String>,
     /// The incident a passing run closed, for the record.
     #[serde(default)]
     pub last_incident: Option<String>,
@@ -37,6 +42,29 @@ pub struct GateState {
     /// s3:// URI of the last run's JSON report.
     pub last_report: String,
     pub updated_at: String,
+    /// The runs applied lately, newest last ([`APPLIED_RUNS`]): a run redelivered after
+    /// another run was applied is still recognised and changes nothing.
+    #[serde(default)]
+    pub applied_runs: Vec<String>,
+}
+
+/// How many applied run ids the gate remembers.
+pub const APPLIED_RUNS: usize = 30;
+
+impl GateState {
+    /// Whether `run_id` was already applied to this gate.
+    pub fn applied(&self, run_id: &str) -> bool {
+        self.last_run_id == run_id || self.applied_runs.iter().any(|r| r == run_id)
+    }
+
+    fn remember(&mut self, run_id: &str) {
+        self.applied_runs.retain(|r| r != run_id);
+        self.applied_runs.push(run_id.to_string());
+        let n = self.applied_runs.len();
+        if n > APPLIED_RUNS {
+            self.applied_runs.drain(..n - APPLIED_RUNS);
+        }
+    }
 }
 
 /// What one run says, as the gate needs it.
@@ -109,7 +137,7 @@ pub struct GateStep {
 /// The next gate state. Idempotent: the same run applied twice changes nothing.
 pub fn next_gate(prev: Option<&GateState>, v: &RunVerdict) -> GateStep {
     if let Some(p) = prev {
-        if p.last_run_id == v.run_id {
+        if p.applied(&v.run_id) {
             return GateStep {
                 state: p.clone(),
                 open_incident: false,
@@ -123,6 +151,7 @@ pub fn next_gate(prev: Option<&GateState>, v: &RunVerdict) -> GateStep {
             state: GateStatus::Pass,
             consecutive_p95_failures: 0,
             incident: None,
+            incident_run_id: None,
             last_incident: None,
             reason: String::new(),
             last_run_id: String::new(),
@@ -132,6 +161,7 @@ pub fn next_gate(prev: Option<&GateState>, v: &RunVerdict) -> GateStep {
             p95_objective: v.p95_objective.clone(),
             last_report: String::new(),
             updated_at: String::new(),
+            applied_runs: vec![],
         });
         state.reason = format!(
             "run {} gave no verdict (ERROR: {why}); the gate stays {} with {} consecutive p95 breach(es)",
@@ -144,6 +174,7 @@ pub fn next_gate(prev: Option<&GateState>, v: &RunVerdict) -> GateStep {
         state.last_run_error = Some(why.clone());
         state.last_report = v.report_uri.clone();
         state.updated_at = v.now.clone();
+        state.remember(&v.run_id);
         return GateStep {
             state,
             open_incident: false,
@@ -206,22 +237,31 @@ pub fn next_gate(prev: Option<&GateState>, v: &RunVerdict) -> GateStep {
             },
         )
     };
+    let incident_run_id = match state {
+        GateStatus::Block if open => Some(v.run_id.clone()),
+        GateStatus::Block => prev.and_then(|p| p.incident_run_id.clone()),
+        GateStatus::Pass => None,
+    };
+    let mut next = GateState {
+        scenario: v.scenario.clone(),
+        state,
+        consecutive_p95_failures: consecutive,
+        incident,
+        incident_run_id,
+        last_incident,
+        reason,
+        last_run_id: v.run_id.clone(),
+        last_run_passed: v.passed,
+        last_run_error: None,
+        last_p95_ms: v.p95_ms,
+        p95_objective: v.p95_objective.clone(),
+        last_report: v.report_uri.clone(),
+        updated_at: v.now.clone(),
+        applied_runs: prev.map(|p| p.applied_runs.clone()).unwrap_or_default(),
+    };
+    next.remember(&v.run_id);
     GateStep {
-        state: GateState {
-            scenario: v.scenario.clone(),
-            state,
-            consecutive_p95_failures: consecutive,
-            incident,
-            last_incident,
-            reason,
-            last_run_id: v.run_id.clone(),
-            last_run_passed: v.passed,
-            last_run_error: None,
-            last_p95_ms: v.p95_ms,
-            p95_objective: v.p95_objective.clone(),
-            last_report: v.report_uri.clone(),
-            updated_at: v.now.clone(),
-        },
+        state: next,
         open_incident: open,
         replay: false,
     }
@@ -275,12 +315,32 @@ pub struct BaselineRun {
 /// Runs kept in the baseline object.
 pub const BASELINE_HISTORY: usize = 60;
 
+/// How many of the latest passing runs make the throughput reference.
+pub const REFERENCE_RUNS: usize = 10;
+/// The tolerance never goes below this share of the reference: a reference of one run, or of
+/// runs with the same throughput, has no spread, and one error must not fail the next run.
+pub const MIN_TOLERANCE_SHARE: f64 = 0.02;
+/// The tolerance in robust standard deviations of the reference runs' throughput.
+pub const TOLERANCE_SIGMAS: f64 = 3.0;
+
 impl Baseline {
-    /// What the next run is compared with: the latest PASSING run (a degraded run must not
-    /// lower the bar for the one after it), else the latest run. Never the run itself.
-    pub fn reference(&self, run_id: &str) -> Option<&BaselineRun> {
+    /// What the next run is compared with: the latest [`REFERENCE_RUNS`] PASSING runs (a
+    /// degraded run must not lower the bar for the one after it), else the latest run, newest
+    /// first. Never the run itself.
+    pub fn references(&self, run_id: &str) -> Vec<&BaselineRun> {
         let others = || self.runs.iter().rev().filter(|r| r.run_id != run_id);
-        others().find(|r| r.passed).or_else(|| others().next())
+        let passing: Vec<&BaselineRun> =
+            others().filter(|r| r.passed).take(REFERENCE_RUNS).collect();
+        if passing.is_empty() {
+            others().take(1).collect()
+        } else {
+            passing
+        }
+    }
+
+    /// Whether `run_id` is recorded.
+    pub fn has(&self, run_id: &str) -> bool {
+        self.runs.iter().any(|r| r.run_id == run_id)
     }
 
     /// Records a run (idempotent per run id), keeping the last BASELINE_HISTORY.
@@ -294,13 +354,64 @@ impl Baseline {
     }
 }
 
-/// throughput ≥ min_ratio × reference. `None` when there is no reference yet (first run).
-pub fn baseline_ratio(throughput: f64, reference: Option<&BaselineRun>) -> Option<f64> {
-    let r = reference?;
-    if r.throughput_rps <= 0.0 {
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// A run's throughput judged against the baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThroughputCheck {
+    /// The reference runs, newest first.
+    pub reference_runs: Vec<String>,
+    /// Median throughput of the reference runs.
+    pub reference_rps: f64,
+    /// Their spread: 1.4826 × the median absolute deviation (a robust standard deviation).
+    pub spread_rps: f64,
+    /// max(TOLERANCE_SIGMAS × spread, MIN_TOLERANCE_SHARE × reference).
+    pub tolerance_rps: f64,
+    /// min_ratio × reference − tolerance: the run passes at or above it.
+    pub required_rps: f64,
+    /// throughput ÷ reference.
+    pub ratio: f64,
+    pub ok: bool,
+}
+
+/// throughput ≥ min_ratio × median(reference runs) − tolerance, the tolerance derived from
+/// the reference runs' own spread. `None` when there is no reference yet (a first run) or the
+/// reference carried nothing.
+pub fn throughput_check(
+    baseline: &Baseline,
+    run_id: &str,
+    throughput: f64,
+    min_ratio: f64,
+) -> Option<ThroughputCheck> {
+    let refs = baseline.references(run_id);
+    let mut xs: Vec<f64> = refs.iter().map(|r| r.throughput_rps).collect();
+    let center = median(&mut xs);
+    if refs.is_empty() || center <= 0.0 {
         return None;
     }
-    Some(throughput / r.throughput_rps)
+    let mut dev: Vec<f64> = xs.iter().map(|x| (x - center).abs()).collect();
+    let spread = 1.4826 * median(&mut dev);
+    let tolerance = (TOLERANCE_SIGMAS * spread).max(MIN_TOLERANCE_SHARE * center);
+    let required = min_ratio * center - tolerance;
+    Some(ThroughputCheck {
+        reference_runs: refs.iter().map(|r| r.run_id.clone()).collect(),
+        reference_rps: center,
+        spread_rps: spread,
+        tolerance_rps: tolerance,
+        required_rps: required,
+        ratio: throughput / center,
+        ok: throughput >= required,
+    })
 }
 
 #[cfg(test)]
@@ -450,29 +561,95 @@ mod tests {
         assert_eq!(incident_number("k6/incidents/notes.txt"), None);
     }
 
-    #[test]
-    fn baseline_compares_with_the_last_passing_run() {
-        let mut b = Baseline::default();
-        assert_eq!(baseline_ratio(1.0, b.reference("r1")), None);
-        let run = |id: &str, t: f64, passed: bool| BaselineRun {
+    fn base_run(id: &str, t: f64, passed: bool) -> BaselineRun {
+        BaselineRun {
             run_id: id.into(),
             finished_at: "t".into(),
             throughput_rps: t,
             p95_ms: 100.0,
             passed,
-        };
-        b.record(run("r1", 1.0, true));
-        b.record(run("r2", 0.5, false));
-        assert_eq!(b.reference("r3").map(|r| r.run_id.as_str()), Some("r1"));
-        assert_eq!(baseline_ratio(0.9, b.reference("r3")), Some(0.9));
+        }
+    }
+
+    #[test]
+    fn baseline_compares_with_the_last_passing_runs() {
+        let mut b = Baseline::default();
+        assert_eq!(throughput_check(&b, "r1", 1.0, 1.0), None);
+        b.record(base_run("r1", 1.0, true));
+        b.record(base_run("r2", 0.5, false));
+        let c = throughput_check(&b, "r3", 0.9, 1.0).unwrap();
+        assert_eq!(
+            c.reference_runs,
+            vec!["r1"],
+            "a failing run never lowers the bar"
+        );
+        assert!((c.ratio - 0.9).abs() < 1e-12);
         // The run itself is never its own reference; recording twice keeps one entry.
-        b.record(run("r3", 0.9, false));
-        b.record(run("r3", 0.9, false));
+        b.record(base_run("r3", 0.9, false));
+        b.record(base_run("r3", 0.9, false));
         assert_eq!(b.runs.len(), 3);
-        assert_eq!(b.reference("r1").map(|r| r.run_id.as_str()), Some("r3"));
+        assert!(b.has("r3") && !b.has("r4"));
         for i in 0..100 {
-            b.record(run(&format!("x{i}"), 1.0, true));
+            b.record(base_run(&format!("x{i}"), 1.0, true));
         }
         assert_eq!(b.runs.len(), BASELINE_HISTORY);
+        assert_eq!(b.references("next").len(), REFERENCE_RUNS);
+        // No passing run at all: the latest run.
+        let mut f = Baseline::default();
+        f.record(base_run("a", 2.0, false));
+        f.record(base_run("b", 3.0, false));
+        assert_eq!(
+            throughput_check(&f, "c", 3.0, 1.0).unwrap().reference_runs,
+            vec!["b"]
+        );
+    }
+
+    /// Issue 22: after one perfect night, a single error must not fail the run (and keep a
+    /// BLOCK from clearing); a real drop still fails; a noisy history widens the tolerance.
+    #[test]
+    fn the_throughput_tolerance_comes_from_the_baselines_spread() {
+        // One perfect night at 10/s (600 requests in 60 s, all answered).
+        let mut b = Baseline::default();
+        b.record(base_run("perfect", 10.0, true));
+        let one_error = 599.0 / 60.0;
+        let c = throughput_check(&b, "next", one_error, 1.0).unwrap();
+        assert!(c.ok, "{c:?}");
+        assert!((c.tolerance_rps - 0.2).abs() < 1e-9, "the 2 % floor: {c:?}");
+        assert!(
+            !throughput_check(&b, "next", 9.5, 1.0).unwrap().ok,
+            "a 5 % drop fails"
+        );
+        // A history that varies by about ±3 %: 3 σ of it is the tolerance.
+        let mut noisy = Baseline::default();
+        for (i, t) in [10.0, 9.7, 10.3, 9.8, 10.2, 10.0, 9.9, 10.1]
+            .iter()
+            .enumerate()
+        {
+            noisy.record(base_run(&format!("n{i}"), *t, true));
+        }
+        let n = throughput_check(&noisy, "next", 9.5, 1.0).unwrap();
+        assert_eq!(n.reference_rps, 10.0);
+        assert!(n.spread_rps > 0.1 && n.spread_rps < 0.3, "{n:?}");
+        assert!(n.tolerance_rps > 0.2, "wider than the floor: {n:?}");
+        assert!(n.ok, "9.5/s is within the history's own noise: {n:?}");
+        assert!(!throughput_check(&noisy, "next", 8.5, 1.0).unwrap().ok);
+        // min_ratio still scales the bar.
+        assert!(throughput_check(&b, "next", 8.0, 0.8).unwrap().ok);
+        assert!(!throughput_check(&b, "next", 7.5, 0.8).unwrap().ok);
+    }
+
+    #[test]
+    fn a_run_applied_after_others_is_still_a_replay() {
+        let s1 = next_gate(None, &verdict("r1", false, true));
+        let s2 = next_gate(Some(&s1.state), &verdict("r2", true, false));
+        // r1 redelivered late, after r2: nothing changes.
+        let late = next_gate(Some(&s2.state), &verdict("r1", false, true));
+        assert!(late.replay);
+        assert_eq!(late.state.consecutive_p95_failures, 0);
+        let mut s = s2.state;
+        for i in 0..(APPLIED_RUNS + 5) {
+            s = next_gate(Some(&s), &verdict(&format!("x{i}"), true, false)).state;
+        }
+        assert_eq!(s.applied_runs.len(), APPLIED_RUNS);
     }
 }

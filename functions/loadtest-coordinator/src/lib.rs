@@ -9,6 +9,7 @@ pub mod gate;
 pub mod handler;
 pub mod plan;
 pub mod port;
+pub mod release;
 pub mod remote_write;
 pub mod report;
 pub mod run;

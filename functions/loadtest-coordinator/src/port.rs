@@ -15,7 +15,7 @@ use loadtest_core::{ShardRequest, ShardResult};
 use shared::error::aws_error;
 use shared::notifications::{PlaybookAlert, PRODUCER_ATTRIBUTE};
 use shared::sns::{publish_alert, Publication, Publisher, SnsPublisher};
-use shared::store::{ConditionalStore, ObjectStore};
+use shared::store::{ConditionalStore, ObjectStore, Tagged};
 use shared::{SuiteError, SuiteResult};
 
 pub trait Store: Send + Sync {
@@ -40,6 +40,18 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = SuiteResult<bool>> + Send;
     /// Keys under `prefix` (all pages).
     fn list(&self, prefix: &str) -> impl Future<Output = SuiteResult<Vec<String>>> + Send;
+    /// The object and the ETag it was read at; `Ok(None)` when the key does not exist.
+    fn get_tagged(&self, key: &str) -> impl Future<Output = SuiteResult<Option<Tagged>>> + Send;
+    /// Replaces the object only if it is still at `etag` (`If-Match`); `Ok(false)` when
+    /// another writer changed or deleted it first. As with `create`, a refused write that
+    /// finds exactly `body` is this writer's own (its answer lost): callers make bodies unique.
+    fn replace(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        etag: &str,
+    ) -> impl Future<Output = SuiteResult<bool>> + Send;
 }
 
 /// Why a shard produced no usable result.
@@ -124,6 +136,24 @@ impl Store for S3Store {
 
     async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
         self.objects.list_keys(&self.bucket, prefix).await
+    }
+
+    async fn get_tagged(&self, key: &str) -> SuiteResult<Option<Tagged>> {
+        self.objects.get_with_etag(&self.bucket, key).await
+    }
+
+    async fn replace(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        etag: &str,
+    ) -> SuiteResult<bool> {
+        Ok(self
+            .objects
+            .replace_if_match(&self.bucket, key, body, content_type, etag)
+            .await?
+            .is_ok())
     }
 }
 

@@ -84,30 +84,195 @@ pub fn decode(body: &[u8]) -> Result<WriteRequest, String> {
     WriteRequest::decode(pb.as_slice()).map_err(|e| format!("protobuf: {e}"))
 }
 
-/// POSTs the body. Errors carry the receiver's status and message.
-pub async fn push(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), String> {
-    let resp = client
-        .post(url)
-        .header("Content-Encoding", CONTENT_ENCODING)
-        .header("Content-Type", CONTENT_TYPE)
-        .header("X-Prometheus-Remote-Write-Version", VERSION)
-        .header("User-Agent", USER_AGENT)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    let status = resp.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        let text = resp.text().await.unwrap_or_default();
-        Err(format!("POST {url}: HTTP {status}: {}", text.trim()))
+/// How a push is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all (the first one included).
+    pub attempts: u32,
+    /// The wait before the first retry; doubled for each next one, ±25 % jitter.
+    pub base: std::time::Duration,
+    /// No wait is longer (a `Retry-After` above it too).
+    pub max: std::time::Duration,
+}
+
+impl Default for Retry {
+    /// 4 attempts, 0.5 s then 1 s then 2 s: a restarting receiver gets about 4 s, and the
+    /// run's artifacts (written before) never wait on it for long.
+    fn default() -> Self {
+        Retry {
+            attempts: 4,
+            base: std::time::Duration::from_millis(500),
+            max: std::time::Duration::from_secs(5),
+        }
     }
+}
+
+/// Whether the remote-write spec lets a sender retry an answer: 5xx and 429 yes (the
+/// receiver is overloaded or failing), any other 4xx never (it refused the data, and sending
+/// the same data again gets the same answer).
+pub fn retryable(status: reqwest::StatusCode) -> bool {
+    status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+}
+
+/// POSTs the body, retrying 5xx, 429 and transport errors (honouring `Retry-After` in
+/// seconds) and never another 4xx. `Ok(attempts)`; errors carry the receiver's status and
+/// message and how many attempts were made.
+pub async fn push(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    retry: Retry,
+) -> Result<u32, String> {
+    let mut last = String::new();
+    for attempt in 1..=retry.attempts.max(1) {
+        let sent = client
+            .post(url)
+            .header("Content-Encoding", CONTENT_ENCODING)
+            .header("Content-Type", CONTENT_TYPE)
+            .header("X-Prometheus-Remote-Write-Version", VERSION)
+            .header("User-Agent", USER_AGENT)
+            .body(body.clone())
+            .send()
+            .await;
+        let mut wait = None;
+        match sent {
+            Ok(resp) if resp.status().is_success() => return Ok(attempt),
+            Ok(resp) => {
+                let status = resp.status();
+                wait = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(std::time::Duration::from_secs);
+                let text = resp.text().await.unwrap_or_default();
+                last = format!("POST {url}: HTTP {status}: {}", text.trim());
+                if !retryable(status) {
+                    return Err(format!(
+                        "{last} (not retried: the receiver refused the data)"
+                    ));
+                }
+            }
+            Err(e) => last = format!("POST {url}: {e}"),
+        }
+        if attempt < retry.attempts {
+            let backoff = retry.base.saturating_mul(1 << (attempt - 1).min(16));
+            let jitter = 0.75 + rand::random::<f64>() * 0.5;
+            let pause = wait
+                .unwrap_or_else(|| backoff.mul_f64(jitter))
+                .min(retry.max);
+            tracing::info!(attempt, wait_ms = pause.as_millis() as u64, error = %last, "remote write: retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+    Err(format!("{last} (after {} attempts)", retry.attempts.max(1)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A receiver answering a scripted list of statuses (then 204), counting requests; each
+    /// answer is a whole HTTP/1.1 response on its own connection.
+    async fn scripted(
+        answers: Vec<&'static str>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                // Read the headers and the body (Content-Length).
+                loop {
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let i = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let status = answers.get(i).copied().unwrap_or("204 No Content");
+                let extra = if status.starts_with("429") {
+                    "Retry-After: 0\r\n"
+                } else {
+                    ""
+                };
+                let resp = format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 4\r\nConnection: close\r\n\r\nnope");
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        (url, count)
+    }
+
+    fn quick() -> Retry {
+        Retry {
+            attempts: 4,
+            base: std::time::Duration::from_millis(5),
+            max: std::time::Duration::from_millis(50),
+        }
+    }
+
+    #[tokio::test]
+    async fn pushes_retry_5xx_and_429_and_never_another_4xx() {
+        let client = reqwest::Client::new();
+        let (url, n) = scripted(vec!["503 Service Unavailable", "429 Too Many Requests"]).await;
+        assert_eq!(push(&client, &url, b"x".to_vec(), quick()).await, Ok(3));
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let (url, n) = scripted(vec!["400 Bad Request"]).await;
+        let e = push(&client, &url, b"x".to_vec(), quick())
+            .await
+            .unwrap_err();
+        assert!(e.contains("HTTP 400") && e.contains("not retried"), "{e}");
+        assert_eq!(
+            n.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a 400 is never sent twice"
+        );
+
+        let (url, n) = scripted(vec!["500 Internal Server Error"; 10]).await;
+        let e = push(&client, &url, b"x".to_vec(), quick())
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("HTTP 500") && e.contains("after 4 attempts"),
+            "{e}"
+        );
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 4);
+
+        // Nobody listening: transport errors are retried too, then reported.
+        let e = push(
+            &client,
+            "http://127.0.0.1:9/api/v1/write",
+            b"x".to_vec(),
+            quick(),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("after 4 attempts"), "{e}");
+    }
 
     #[test]
     fn round_trip_with_sorted_labels() {

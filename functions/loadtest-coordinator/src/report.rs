@@ -158,19 +158,25 @@ pub fn markdown(r: &RunReport, chart_file: &str) -> String {
         ));
     }
     if let Some(b) = &r.baseline {
-        s.push_str(&format!(
-            "\n## Baseline\n\nthroughput {:.3}/s vs {} ({}): ratio {} against min_ratio {} → {}\n",
-            b.throughput_rps,
-            b.reference_throughput_rps
-                .map(|v| format!("{v:.3}/s"))
-                .unwrap_or_else(|| "none yet".into()),
-            b.reference_run.as_deref().unwrap_or("first run"),
-            b.ratio
-                .map(|v| format!("{v:.3}"))
-                .unwrap_or_else(|| "-".into()),
-            b.min_ratio,
-            if b.ok { "pass" } else { "**FAIL**" }
-        ));
+        match (b.reference_throughput_rps, b.required_rps) {
+            (Some(reference), Some(required)) => s.push_str(&format!(
+                "\n## Baseline\n\nthroughput {:.3}/s against {:.3}/s, the median of {} reference run(s) (newest {}): ratio {}; \
+                 required ≥ {:.3}/s = min_ratio {} × reference − tolerance {:.3}/s (from the runs' spread) → {}\n",
+                b.throughput_rps,
+                reference,
+                b.reference_runs,
+                b.reference_run.as_deref().unwrap_or("-"),
+                b.ratio.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()),
+                required,
+                b.min_ratio,
+                b.tolerance_rps.unwrap_or(0.0),
+                if b.ok { "pass" } else { "**FAIL**" }
+            )),
+            _ => s.push_str(&format!(
+                "\n## Baseline\n\nthroughput {:.3}/s: no reference run yet, this run sets it → pass\n",
+                b.throughput_rps
+            )),
+        }
     }
     if let Some(g) = &r.gate {
         s.push_str(&format!(

@@ -20,12 +20,10 @@ use shared::{SuiteError, SuiteResult};
 
 use crate::aggregate::{Aggregate, AggregateDoc, Numbers, Stats};
 use crate::config::Settings;
-use crate::gate::{
-    baseline_ratio, incident_id, incident_number, next_gate, Baseline, BaselineRun, GateState,
-    Incident, RunVerdict,
-};
+use crate::gate::{throughput_check, Baseline, BaselineRun, RunVerdict};
 use crate::plan::{plan, sse_clients_of, stripe_scheduled, Mode, Plan, SlicePlan};
 use crate::port::{Invoker, Notifier, ShardFailure, Store};
+use crate::release::IncidentDraft;
 use crate::report::{latency_svg, markdown};
 use crate::summary::{emf_documents, k6_summary, prom_series, Artifacts, BaselineCheck, RunReport};
 use crate::threshold::{judge, parse_thresholds, Judged, Threshold};
@@ -67,6 +65,11 @@ pub struct RunDoc {
     /// a conditional create that meets its own bytes knows the write was its own.
     #[serde(default)]
     pub writer: String,
+    /// Set when the run is ad hoc (an inline scenario, a `base_url` override): why. Such a
+    /// run is judged and reported but never touches the named scenario's release gate or
+    /// baseline, and opens no incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adhoc: Option<String>,
 }
 
 /// `slice-NNNN.json`.
@@ -101,6 +104,19 @@ pub struct Engine<'a, S: Store, I: Invoker, N: Notifier> {
     pub settings: &'a Settings,
     pub common: &'a CommonConfig,
     pub http: &'a reqwest::Client,
+}
+
+/// Why a run is ad hoc (it then never touches the named gate or baseline): an inline scenario
+/// or a `base_url` override is not the scenario the release gate judges.
+pub fn adhoc_reason(req: &StartRequest) -> Option<String> {
+    match (&req.scenario, &req.base_url) {
+        (ScenarioRef::Inline(_), Some(_)) => {
+            Some("an inline scenario with a base_url override".into())
+        }
+        (ScenarioRef::Inline(_), None) => Some("an inline scenario".into()),
+        (ScenarioRef::Named(_), Some(u)) => Some(format!("a base_url override ({u})")),
+        (ScenarioRef::Named(_), None) => None,
+    }
 }
 
 /// Scenario names become keys and file names: keep them plain.
@@ -143,9 +159,6 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
     }
     pub fn baseline_key(&self, scenario: &str) -> String {
         self.key(&format!("baseline/{scenario}.json"))
-    }
-    fn incidents_prefix(&self) -> String {
-        self.key("incidents/")
     }
     fn uri(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.settings.bucket)
@@ -276,6 +289,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             grace_ms: self.settings.shard_grace.as_millis() as u64,
             created_at: iso(now),
             writer: format!("{:016x}", rand::random::<u64>()),
+            adhoc: adhoc_reason(&req),
         };
         let key = self.run_key(&run_id, "run.json");
         if !self
@@ -292,6 +306,9 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             {
                 let mut v: Value = serde_json::from_slice(&r).map_err(internal)?;
                 v["replayed"] = json!(true);
+                return Ok(v);
+            }
+            if let Some(v) = self.finalize_if_cut(&existing, 0).await? {
                 return Ok(v);
             }
             return Ok(
@@ -335,6 +352,34 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         }
     }
 
+    /// A redelivery of the invocation that ran the last slice `k`, after every slice's
+    /// result was written and before the report was (a crash in `finalize`): finalize again,
+    /// which is idempotent (release.rs) and, with every partial there, waits for nothing.
+    /// `None` otherwise: the slice is not the last, a slice is still running (a duplicate
+    /// delivery then answers DUPLICATE at once, as before: it must not hold up the delivery
+    /// that is still finalizing), or the run is complete.
+    async fn finalize_if_cut(&self, run: &RunDoc, k: u32) -> SuiteResult<Option<Value>> {
+        let n = run.plan.slices.len() as u32;
+        if k + 1 != n {
+            return Ok(None);
+        }
+        for i in 0..n {
+            if self.partial(run, i).await?.is_none() {
+                return Ok(None);
+            }
+        }
+        if self
+            .store
+            .get(&format!("{}report.json", run.folder))
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        tracing::warn!(run_id = %run.run_id, slice = k, "redelivered after the last slice finished and before its report: finalizing again");
+        self.finalize(run, n, None).await.map(Some)
+    }
+
     pub async fn run_slice(&self, run: &RunDoc, k: u32) -> SuiteResult<Value> {
         let n = run.plan.slices.len() as u32;
         let claim = self.slice_key(&run.run_id, k, "claim");
@@ -348,6 +393,9 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             )
             .await?
         {
+            if let Some(v) = self.finalize_if_cut(run, k).await? {
+                return Ok(v);
+            }
             tracing::info!(run_id = %run.run_id, slice = k, "slice already claimed: repeated delivery ignored");
             return Ok(json!({"status": "DUPLICATE", "run_id": run.run_id, "slice": k}));
         }
@@ -607,25 +655,38 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         let scenario = run.scenario.name.clone();
         let finished = now_ms();
 
-        // Baseline: compare with the stored reference, then record this run.
+        // Baseline: compare with the stored reference (an ad-hoc run has none: it is not the
+        // scenario the baseline measures).
         let bkey = self.baseline_key(&scenario);
-        let mut baseline: Baseline = match self.store.get(&bkey).await? {
-            Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            None => Baseline::default(),
+        let baseline = match (&run.adhoc, &run.scenario.baseline) {
+            (None, Some(_)) => self.load_baseline(&bkey).await?,
+            _ => Baseline::default(),
         };
-        baseline.scenario = scenario.clone();
-        let baseline_check = run.scenario.baseline.as_ref().map(|spec| {
-            let r = baseline.reference(&run.run_id);
-            let ratio = baseline_ratio(numbers.throughput_rps, r);
-            BaselineCheck {
-                reference_run: r.map(|r| r.run_id.clone()),
-                reference_throughput_rps: r.map(|r| r.throughput_rps),
-                throughput_rps: numbers.throughput_rps,
-                ratio,
-                min_ratio: spec.min_ratio,
-                ok: ratio.map(|x| x >= spec.min_ratio).unwrap_or(true),
+        let baseline_check = match (&run.adhoc, &run.scenario.baseline) {
+            (None, Some(spec)) => {
+                let c = throughput_check(
+                    &baseline,
+                    &run.run_id,
+                    numbers.throughput_rps,
+                    spec.min_ratio,
+                );
+                Some(BaselineCheck {
+                    reference_run: c.as_ref().and_then(|c| c.reference_runs.first().cloned()),
+                    reference_runs: c
+                        .as_ref()
+                        .map(|c| c.reference_runs.len() as u32)
+                        .unwrap_or(0),
+                    reference_throughput_rps: c.as_ref().map(|c| c.reference_rps),
+                    throughput_rps: numbers.throughput_rps,
+                    ratio: c.as_ref().map(|c| c.ratio),
+                    min_ratio: spec.min_ratio,
+                    tolerance_rps: c.as_ref().map(|c| c.tolerance_rps),
+                    required_rps: c.as_ref().map(|c| c.required_rps),
+                    ok: c.as_ref().map(|c| c.ok).unwrap_or(true),
+                })
             }
-        });
+            _ => None,
+        };
         // No evidence either way (an outage, most of the load never sent): ERROR, which the
         // gate does not count (gate.rs).
         let no_verdict = crate::gate::no_verdict(
@@ -685,81 +746,80 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             report: self.uri(&report_key),
         };
 
-        // The gate (and the incident it may open).
-        let gkey = self.gate_key(&scenario);
-        let prev: Option<GateState> = match self.store.get(&gkey).await? {
-            Some(b) => serde_json::from_slice(&b).ok(),
-            None => None,
+        // The gate (and the incident it may open), then the baseline: release.rs says why in
+        // this order. An ad-hoc run touches neither.
+        let verdict = RunVerdict {
+            scenario: scenario.clone(),
+            run_id: run.run_id.clone(),
+            passed,
+            p95_failed,
+            p95_ms,
+            p95_objective: objective.clone(),
+            report_uri: artifacts.report.clone(),
+            now: iso(finished),
+            no_verdict: no_verdict.clone(),
         };
-        let step = next_gate(
-            prev.as_ref(),
-            &RunVerdict {
-                scenario: scenario.clone(),
-                run_id: run.run_id.clone(),
-                passed,
-                p95_failed,
-                p95_ms,
-                p95_objective: objective.clone(),
-                report_uri: artifacts.report.clone(),
-                now: iso(finished),
-                no_verdict: no_verdict.clone(),
-            },
-        );
-        let mut gate = step.state.clone();
-        let mut incident = None;
-        if step.open_incident {
-            let id = self
-                .open_incident(
-                    &gate,
-                    run,
-                    p95_ms,
-                    &objective,
-                    &artifacts.report,
-                    &gkey,
-                    finished,
-                )
-                .await?;
-            gate.incident = Some(id.clone());
-            incident = Some(id);
-        } else if gate.incident.is_some() {
-            incident = gate.incident.clone();
-        }
-        if !step.replay {
-            self.store
-                .put(&gkey, to_bytes(&gate)?, "application/json")
-                .await?;
-        }
-        // The owners hear of a run with no verdict, and of the next one with a verdict again
-        // (same key: the digest shows it resolved). Told after the gate is written: a crash
-        // before it tells nothing and the redelivery (replay: nothing) neither; losing a
-        // notice never fails the run.
-        let was_error = prev.as_ref().is_some_and(|p| p.last_run_error.is_some());
-        if !step.replay && (no_verdict.is_some() || was_error) {
-            let notice = no_verdict_notice(
-                &self.common.environment,
-                &scenario,
-                &run.run_id,
-                no_verdict.as_deref(),
-                &artifacts.report,
-            );
-            if let Err(e) = self.notifier.notice(&notice).await {
-                tracing::warn!(error = %e, key = %notice.key, "owner notice not published");
-                notes.push(format!("owner notice not published: {e}"));
+        let (gate, incident) = match &run.adhoc {
+            Some(why) => {
+                notes.push(format!(
+                    "ad-hoc run ({why}): the release gate and baseline of {scenario:?} were not touched"
+                ));
+                (None, None)
             }
-        }
-        // A run with no verdict is no reference either.
-        if no_verdict.is_none() {
-            baseline.record(BaselineRun {
-                run_id: run.run_id.clone(),
-                finished_at: iso(finished),
-                throughput_rps: numbers.throughput_rps,
-                p95_ms: numbers.latency_ms.p95,
-                passed,
-            });
-            self.store
-                .put(&bkey, to_bytes(&baseline)?, "application/json")
-                .await?;
-        }
+            None => {
+                let applied = self
+                    .apply_gate(
+                        &self.gate_key(&scenario),
+                        &verdict,
+                        IncidentDraft {
+                            run,
+                            p95_ms,
+                            objective: &objective,
+                            report_uri: &artifacts.report,
+                            opened_at: iso(finished),
+                        },
+                    )
+                    .await?;
+                // The owners hear of a run with no verdict, and of the next one with a
+                // verdict again (same key: the digest shows it resolved). Told after the gate
+                // is written: a crash before it tells nothing and the redelivery (replay:
+                // nothing) neither; losing a notice never fails the run.
+                let was_error = applied
+                    .prev
+                    .as_ref()
+                    .is_some_and(|p| p.last_run_error.is_some());
+                if !applied.replay && (no_verdict.is_some() || was_error) {
+                    let notice = no_verdict_notice(
+                        &self.common.environment,
+                        &scenario,
+                        &run.run_id,
+                        no_verdict.as_deref(),
+                        &artifacts.report,
+                    );
+                    if let Err(e) = self.notifier.notice(&notice).await {
+                        tracing::warn!(error = %e, key = %notice.key, "owner notice not published");
+                        notes.push(format!("owner notice not published: {e}"));
+                    }
+                }
+                // A run with no verdict is no reference either.
+                if no_verdict.is_none() {
+                    self.record_baseline(
+                        &bkey,
+                        &scenario,
+                        BaselineRun {
+                            run_id: run.run_id.clone(),
+                            finished_at: iso(finished),
+                            throughput_rps: numbers.throughput_rps,
+                            p95_ms: numbers.latency_ms.p95,
+                            passed,
+                        },
+                    )
+                    .await?;
+                }
+                let incident = applied.gate.incident.clone();
+                (Some(applied.gate), incident)
+            }
+        };
 
         let mut report = RunReport {
             run_id: run.run_id.clone(),
@@ -778,11 +838,12 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             numbers,
             thresholds: judged,
             baseline: baseline_check,
-            gate: Some(gate),
+            gate,
             incident,
             artifacts,
             remote_write: String::new(),
             notes,
+            tags: run.scenario.tags.clone(),
         };
 
         // Artifacts; the JSON report goes last.
@@ -833,8 +894,9 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             Some(url) => {
                 let body = crate::remote_write::encode(&prom_series(&report, finished as i64))
                     .map_err(internal)?;
-                match crate::remote_write::push(self.http, url, body).await {
-                    Ok(()) => "sent".into(),
+                match crate::remote_write::push(self.http, url, body, Default::default()).await {
+                    Ok(1) => "sent".into(),
+                    Ok(n) => format!("sent (attempt {n})"),
                     Err(e) => {
                         tracing::warn!(error = %e, "remote write failed (the run's artifacts are still written)");
                         format!("failed: {e}")
@@ -859,80 +921,6 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             p95_ms = report.numbers.latency_ms.p95, error_rate = report.numbers.error_rate,
             gate = ?report.gate.as_ref().map(|g| g.state), "run finished");
         serde_json::to_value(&report).map_err(internal)
-    }
-
-    /// Allocates the next REL number with a create-only write (two concurrent openers cannot
-    /// get the same number: the loser moves on to the next one), then publishes to SNS.
-    #[allow(clippy::too_many_arguments)]
-    async fn open_incident(
-        &self,
-        gate: &GateState,
-        run: &RunDoc,
-        p95_ms: f64,
-        objective: &str,
-        report: &str,
-        gate_key: &str,
-        now: u64,
-    ) -> SuiteResult<String> {
-        let prefix = self.incidents_prefix();
-        let mut next = self
-            .store
-            .list(&prefix)
-            .await?
-            .iter()
-            .filter_map(|k| incident_number(k))
-            .max()
-            .unwrap_or(0)
-            + 1;
-        for _ in 0..50 {
-            let id = incident_id(next);
-            let inc = Incident {
-                id: id.clone(),
-                scenario: run.scenario.name.clone(),
-                run_id: run.run_id.clone(),
-                opened_at: iso(now),
-                reason: gate.reason.clone(),
-                p95_ms,
-                p95_objective: objective.to_string(),
-                consecutive_p95_failures: gate.consecutive_p95_failures,
-                report: report.to_string(),
-                gate: self.uri(gate_key),
-            };
-            let body = to_bytes(&inc)?;
-            if self
-                .store
-                .create(
-                    &format!("{prefix}{id}.json"),
-                    body.clone(),
-                    "application/json",
-                )
-                .await?
-            {
-                let subject = format!(
-                    "{id} release blocked: {} p95 {:.0} ms",
-                    inc.scenario, p95_ms
-                );
-                match self
-                    .notifier
-                    .publish(&subject, &String::from_utf8_lossy(&body))
-                    .await
-                {
-                    Ok(mid) => {
-                        tracing::warn!(incident = %id, message_id = ?mid, "incident opened and published")
-                    }
-                    // The record and the BLOCK are in S3 either way; the alert is retried by
-                    // nobody, so say it loudly.
-                    Err(e) => {
-                        tracing::error!(incident = %id, error = %e, "incident opened but SNS publish failed")
-                    }
-                }
-                return Ok(id);
-            }
-            next += 1;
-        }
-        Err(internal(
-            "could not allocate an incident number after 50 attempts",
-        ))
     }
 }
 

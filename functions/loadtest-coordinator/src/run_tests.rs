@@ -48,9 +48,49 @@ impl Store for MapStore {
             .cloned()
             .collect())
     }
+    async fn get_tagged(&self, key: &str) -> SuiteResult<Option<shared::store::Tagged>> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|b| shared::store::Tagged {
+                etag: etag(b),
+                body: b.clone(),
+            }))
+    }
+    async fn replace(&self, key: &str, body: Bytes, _: &str, tag: &str) -> SuiteResult<bool> {
+        let mut m = self.0.lock().unwrap();
+        match m.get(key) {
+            None => Ok(false),
+            Some(cur) if etag(cur) == tag => {
+                m.insert(key.into(), body);
+                Ok(true)
+            }
+            Some(cur) => Ok(*cur == body),
+        }
+    }
+}
+
+/// A content ETag, as S3's MD5 is for a single-part object.
+fn etag(b: &Bytes) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    b.hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
 }
 
 impl MapStore {
+    /// Uploads the scenario as the named scenario file (as Terraform does) and names it: a
+    /// named run, the only kind that touches the release gate.
+    fn named(&self, v: Value) -> ScenarioRef {
+        let name = v["name"].as_str().unwrap().to_string();
+        self.0.lock().unwrap().insert(
+            format!("k6/scenarios/{name}.json"),
+            Bytes::from(serde_json::to_vec(&v).unwrap()),
+        );
+        ScenarioRef::Named(name)
+    }
     fn json(&self, key: &str) -> Value {
         let b = self
             .0
@@ -387,7 +427,7 @@ async fn two_consecutive_slow_runs_block_and_a_pass_clears() {
             &engine,
             &mut rx,
             StartRequest {
-                scenario: ScenarioRef::Inline(scenario("1s", 10, th.clone())),
+                scenario: store.named(scenario("1s", 10, th.clone())),
                 run_id: Some(format!("g{i}")),
                 base_url: None,
             },
@@ -457,7 +497,7 @@ async fn two_outages_give_no_verdict_and_never_block() {
             &engine,
             &mut rx,
             StartRequest {
-                scenario: ScenarioRef::Inline(scenario("1s", 10, th.clone())),
+                scenario: store.named(scenario("1s", 10, th.clone())),
                 run_id: Some(format!("down{i}")),
                 base_url: None,
             },
@@ -674,4 +714,414 @@ async fn shard_requests_carry_the_invocations_trace_context() {
             "{tp} is not W3C"
         );
     }
+}
+
+/// Issue 22: "a manual run with a base_url override or an inline scenario of the same name
+/// changes the production gate". Neither does: they are judged and reported, and the named
+/// gate and baseline stay as the named runs left them.
+#[tokio::test]
+async fn an_adhoc_run_never_touches_the_named_gate() {
+    let (common, st) = settings("2");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = MapStore::default();
+    let shards = FakeShards {
+        behaviour: Box::new(|_| Behaviour {
+            latency_ms: 1500,
+            error_every: None,
+            fail: false,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let slow = || scenario("1s", 10, json!({"http_req_duration": ["p(95)<900"]}));
+    let named = store.named(slow());
+    let start = |scenario: ScenarioRef, run: &str, base_url: Option<&str>| StartRequest {
+        scenario,
+        run_id: Some(run.into()),
+        base_url: base_url.map(String::from),
+    };
+    let first = engine
+        .start(start(named.clone(), "n1", None))
+        .await
+        .unwrap();
+    assert_eq!(first["gate"]["consecutive_p95_failures"], 1, "{first}");
+    let gate_before = store.json("k6/gate/quote-generation.json");
+    let base_before = store.json("k6/baseline/quote-generation.json");
+    for (req, why) in [
+        (
+            start(ScenarioRef::Inline(slow()), "inline", None),
+            "an inline scenario",
+        ),
+        (
+            start(named.clone(), "override", Some("http://127.0.0.1:2")),
+            "a base_url override",
+        ),
+    ] {
+        let r = engine.start(req).await.unwrap();
+        assert_eq!(r["status"], "FAILED", "judged all the same: {r}");
+        assert_eq!(r["gate"], Value::Null, "{r}");
+        assert_eq!(r["baseline"], Value::Null, "{r}");
+        assert!(
+            r["notes"].as_array().unwrap().iter().any(|n| n
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("ad-hoc run ({why}"))),
+            "{r}"
+        );
+        assert_eq!(store.json("k6/gate/quote-generation.json"), gate_before);
+        assert_eq!(store.json("k6/baseline/quote-generation.json"), base_before);
+    }
+    // Two ad-hoc breaches did not make the next named breach a third: it is the second.
+    let second = engine.start(start(named, "n2", None)).await.unwrap();
+    assert_eq!(second["gate"]["consecutive_p95_failures"], 2, "{second}");
+    assert_eq!(second["incident"], "REL-0001");
+    assert_eq!(sns.0.lock().unwrap().len(), 1);
+}
+
+/// A store whose first two reads of each raced key wait for each other after reading, so two finalizers
+/// both read the same version before either writes (the race, made certain); counts the
+/// conditional writes that lost.
+struct RaceStore {
+    inner: MapStore,
+    raced: Vec<(String, tokio::sync::Barrier, std::sync::atomic::AtomicUsize)>,
+    lost: std::sync::atomic::AtomicUsize,
+}
+
+impl Store for RaceStore {
+    async fn get(&self, key: &str) -> SuiteResult<Option<Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes, ct: &str) -> SuiteResult<()> {
+        self.inner.put(key, body, ct).await
+    }
+    async fn create(&self, key: &str, body: Bytes, ct: &str) -> SuiteResult<bool> {
+        self.inner.create(key, body, ct).await
+    }
+    async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+    async fn get_tagged(&self, key: &str) -> SuiteResult<Option<shared::store::Tagged>> {
+        // Read, then wait: both readers hold the same version before either goes on.
+        let got = self.inner.get_tagged(key).await;
+        if let Some((_, barrier, reads)) = self.raced.iter().find(|(k, _, _)| k == key) {
+            if reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                barrier.wait().await;
+            }
+        }
+        got
+    }
+    async fn replace(&self, key: &str, body: Bytes, ct: &str, etag: &str) -> SuiteResult<bool> {
+        let ok = self.inner.replace(key, body, ct, etag).await?;
+        if !ok {
+            self.lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(ok)
+    }
+}
+
+/// Issue 22: "Gate and baseline are plain read-modify-write PUTs (last writer wins)". Two
+/// runs of one scenario finalize at once, after a first breach; both read the gate and the
+/// baseline before either writes. With plain PUTs both saw one breach, both opened an
+/// incident (REL-0001 and REL-0002) and the gate said 2; conditional writes make the loser
+/// apply its run on top: 3 consecutive breaches, one REL, published once, three baseline runs.
+#[tokio::test]
+async fn two_finalizers_racing_lose_no_update() {
+    let (common, st) = settings("2");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let shards = FakeShards {
+        behaviour: Box::new(|_| Behaviour {
+            latency_ms: 1500,
+            error_every: None,
+            fail: false,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let store = RaceStore {
+        inner: MapStore::default(),
+        raced: [
+            "k6/gate/quote-generation.json",
+            "k6/baseline/quote-generation.json",
+        ]
+        .into_iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                tokio::sync::Barrier::new(2),
+                std::sync::atomic::AtomicUsize::new(0),
+            )
+        })
+        .collect(),
+        lost: Default::default(),
+    };
+    let named = store.inner.named(scenario(
+        "1s",
+        10,
+        json!({"http_req_duration": ["p(95)<900"]}),
+    ));
+    // The first breach, written before the race (its reads pass the barriers' count).
+    store.inner.0.lock().unwrap().insert(
+        "k6/gate/quote-generation.json".into(),
+        Bytes::from(
+            serde_json::to_vec(&json!({"scenario": "quote-generation", "state": "PASS",
+                "consecutive_p95_failures": 1, "incident": null, "reason": "p95 broke once",
+                "last_run_id": "r0", "last_run_passed": false, "last_p95_ms": 1500.0,
+                "p95_objective": "http_req_duration p(95)<900", "last_report": "s3://reports/r0",
+                "updated_at": "2026-12-01T02:00:00Z"}))
+            .unwrap(),
+        ),
+    );
+    store.inner.0.lock().unwrap().insert(
+        "k6/baseline/quote-generation.json".into(),
+        Bytes::from(
+            serde_json::to_vec(
+                &json!({"scenario": "quote-generation", "runs": [{"run_id": "r0",
+                "finished_at": "2026-12-01T02:00:00Z", "throughput_rps": 10.0, "p95_ms": 1500.0,
+                "passed": false}]}),
+            )
+            .unwrap(),
+        ),
+    );
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let req = |run: &str| StartRequest {
+        scenario: named.clone(),
+        run_id: Some(run.into()),
+        base_url: None,
+    };
+    let (a, b) = tokio::join!(engine.start(req("ra")), engine.start(req("rb")));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        store.lost.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the race did not happen: each of the gate and the baseline should lose one write ({} lost; gate {})", store.lost.load(std::sync::atomic::Ordering::SeqCst), store.inner.json("k6/gate/quote-generation.json")
+    );
+    let gate = store.inner.json("k6/gate/quote-generation.json");
+    assert_eq!(gate["consecutive_p95_failures"], 3, "{gate}");
+    assert_eq!(gate["state"], "BLOCK");
+    assert_eq!(gate["incident"], "REL-0001");
+    let incidents: Vec<String> = store
+        .inner
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("k6/incidents/"))
+        .collect();
+    assert_eq!(incidents, vec!["k6/incidents/REL-0001.json"]);
+    let published = sns.0.lock().unwrap().clone();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let opener = store.inner.json("k6/incidents/REL-0001.json")["run_id"].clone();
+    assert_eq!(gate["incident_run_id"], opener);
+    for r in [&a, &b] {
+        assert_eq!(r["gate"]["state"], "BLOCK", "{r}");
+    }
+    let base = store.inner.json("k6/baseline/quote-generation.json");
+    let mut runs: Vec<&str> = base["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    runs.sort();
+    assert_eq!(runs, vec!["r0", "ra", "rb"]);
+}
+
+/// A store that "crashes" the invocation at its `cut`-th write outside the run's own state
+/// (gate, incidents, baseline, artifacts): `after` = the write lands and its answer is lost.
+struct CrashStore {
+    inner: MapStore,
+    cut: usize,
+    after: bool,
+    writes: std::sync::atomic::AtomicUsize,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl CrashStore {
+    fn crash(&self, key: &str) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.armed.load(SeqCst)
+            && !key.starts_with("k6/runs/")
+            && self.writes.fetch_add(1, SeqCst) == self.cut
+    }
+    fn injected() -> shared::SuiteError {
+        shared::SuiteError::Internal("injected crash".into())
+    }
+}
+
+impl Store for CrashStore {
+    async fn get(&self, key: &str) -> SuiteResult<Option<Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes, ct: &str) -> SuiteResult<()> {
+        if self.crash(key) {
+            if self.after {
+                self.inner.put(key, body, ct).await?;
+            }
+            return Err(Self::injected());
+        }
+        self.inner.put(key, body, ct).await
+    }
+    async fn create(&self, key: &str, body: Bytes, ct: &str) -> SuiteResult<bool> {
+        if self.crash(key) {
+            if self.after {
+                self.inner.create(key, body, ct).await?;
+            }
+            return Err(Self::injected());
+        }
+        self.inner.create(key, body, ct).await
+    }
+    async fn list(&self, prefix: &str) -> SuiteResult<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+    async fn get_tagged(&self, key: &str) -> SuiteResult<Option<shared::store::Tagged>> {
+        self.inner.get_tagged(key).await
+    }
+    async fn replace(&self, key: &str, body: Bytes, ct: &str, etag: &str) -> SuiteResult<bool> {
+        if self.crash(key) {
+            if self.after {
+                self.inner.replace(key, body, ct, etag).await?;
+            }
+            return Err(Self::injected());
+        }
+        self.inner.replace(key, body, ct, etag).await
+    }
+}
+
+/// Issue 22: "the incident is created before the gate is written, so a crash between leaves
+/// an orphan REL". The second breach's finalize is cut at each of its writes in turn, before
+/// and after the write lands, then redelivered (the same start again, as Lambda's retry
+/// does): every time, one REL (REL-0001), named by the gate, published (again at worst: the
+/// router dedups on its id), and the run once in the baseline.
+#[tokio::test]
+async fn a_crash_at_any_step_of_the_gate_leaves_one_rel_once_redelivered() {
+    let (common, st) = settings("2");
+    let http = crate::handler::http_client().unwrap();
+    let slow = || Behaviour {
+        latency_ms: 1500,
+        error_every: None,
+        fail: false,
+    };
+    let th = json!({"http_req_duration": ["p(95)<900"]});
+    // The first breach, uncut.
+    let first = MapStore::default();
+    let named = first.named(scenario("1s", 10, th));
+    {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let shards = FakeShards {
+            behaviour: Box::new(move |_| slow()),
+            continuations: tx,
+            invoked: Mutex::new(vec![]),
+        };
+        let sns = FakeSns::default();
+        let engine = engine!(first, shards, sns, st, common, http);
+        engine
+            .start(StartRequest {
+                scenario: named.clone(),
+                run_id: Some("b1".into()),
+                base_url: None,
+            })
+            .await
+            .unwrap();
+    }
+    let snapshot = first.0.lock().unwrap().clone();
+    let cases: Vec<(usize, bool)> = (0..14).flat_map(|c| [(c, false), (c, true)]).collect();
+    let outcomes = futures::future::join_all(cases.iter().map(|&(cut, after)| {
+        let snapshot = snapshot.clone();
+        let (common, st, http, named) = (&common, &st, &http, named.clone());
+        async move {
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            let shards = FakeShards {
+                behaviour: Box::new(move |_| slow()),
+                continuations: tx,
+                invoked: Mutex::new(vec![]),
+            };
+            let store = CrashStore {
+                inner: MapStore(Mutex::new(snapshot)),
+                cut,
+                after,
+                writes: Default::default(),
+                armed: std::sync::atomic::AtomicBool::new(true),
+            };
+            let sns = FakeSns::default();
+            let engine = Engine {
+                store: &store,
+                invoker: &shards,
+                notifier: &sns,
+                settings: st,
+                common,
+                http,
+            };
+            let req = || StartRequest {
+                scenario: named.clone(),
+                run_id: Some("b2".into()),
+                base_url: None,
+            };
+            let crashed = engine.start(req()).await.is_err();
+            store
+                .armed
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            let report = engine.start(req()).await.unwrap();
+            let case = format!(
+                "cut at write {cut} ({})",
+                if after {
+                    "after it landed"
+                } else {
+                    "before it"
+                }
+            );
+            assert_eq!(report["incident"], "REL-0001", "{case}: {report}");
+            assert_eq!(report["status"], "FAILED", "{case}: {report}");
+            let incidents: Vec<String> = store
+                .inner
+                .keys()
+                .into_iter()
+                .filter(|k| k.starts_with("k6/incidents/"))
+                .collect();
+            assert_eq!(incidents, vec!["k6/incidents/REL-0001.json"], "{case}");
+            let gate = store.inner.json("k6/gate/quote-generation.json");
+            assert_eq!(
+                (
+                    gate["state"].as_str(),
+                    gate["incident"].as_str(),
+                    gate["consecutive_p95_failures"].as_u64()
+                ),
+                (Some("BLOCK"), Some("REL-0001"), Some(2)),
+                "{case}: {gate}"
+            );
+            let published: Vec<String> = sns
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(s, _)| s.clone())
+                .collect();
+            assert!(
+                !published.is_empty(),
+                "{case}: the incident was never published"
+            );
+            assert!(
+                published.iter().all(|s| s.starts_with("REL-0001 ")),
+                "{case}: {published:?}"
+            );
+            let base = store.inner.json("k6/baseline/quote-generation.json");
+            let b2 = base["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["run_id"] == "b2")
+                .count();
+            assert_eq!(b2, 1, "{case}: {base}");
+            crashed
+        }
+    }))
+    .await;
+    let crashed = outcomes.iter().filter(|c| **c).count();
+    // Every write of the finalize was cut at least once, and the last cases ran past them all.
+    assert!(crashed >= 2 * 8, "only {crashed} cases crashed");
+    assert!(
+        outcomes.iter().any(|c| !c),
+        "14 writes are not enough to run past the finalize"
+    );
 }

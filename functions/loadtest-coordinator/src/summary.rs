@@ -16,11 +16,23 @@ use crate::threshold::Judged;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineCheck {
+    /// The newest of the reference runs.
     pub reference_run: Option<String>,
+    /// How many runs make the reference (the latest passing ones, gate::REFERENCE_RUNS).
+    #[serde(default)]
+    pub reference_runs: u32,
+    /// Their median throughput.
     pub reference_throughput_rps: Option<f64>,
     pub throughput_rps: f64,
+    /// throughput ÷ reference.
     pub ratio: Option<f64>,
     pub min_ratio: f64,
+    /// From the reference runs' spread (gate::throughput_check).
+    #[serde(default)]
+    pub tolerance_rps: Option<f64>,
+    /// min_ratio × reference − tolerance: the bar this run had to reach.
+    #[serde(default)]
+    pub required_rps: Option<f64>,
     /// True when there is no reference yet (the first run sets it).
     pub ok: bool,
 }
@@ -60,6 +72,44 @@ pub struct RunReport {
     /// `sent`, `skipped (no LOADTEST_COORD_REMOTE_WRITE_URL)` or `failed: ...`.
     pub remote_write: String,
     pub notes: Vec<String>,
+    /// The scenario's `tags`: labels of every remote-written series (as k6 tags its metrics).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// The labels every series carries: the run's own, then the scenario's tags as Prometheus
+/// label names (`[a-zA-Z_][a-zA-Z0-9_]*`, other characters as `_`); a tag never replaces
+/// one of the run's own labels, and `__`-prefixed names are reserved.
+pub fn series_labels(r: &RunReport) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = [
+        ("scenario", r.scenario.as_str()),
+        ("environment", r.environment.as_str()),
+        ("testid", r.run_id.as_str()),
+        ("job", "loadtest-coordinator"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in &r.tags {
+        let mut name: String = k
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if name.starts_with(|c: char| c.is_ascii_digit()) {
+            name.insert(0, '_');
+        }
+        if name.is_empty() || name.starts_with("__") || labels.iter().any(|(l, _)| *l == name) {
+            continue;
+        }
+        labels.push((name, v.clone()));
+    }
+    labels
 }
 
 fn md5_hex(s: &str) -> String {
@@ -211,12 +261,11 @@ pub fn k6_summary(r: &RunReport) -> Value {
 /// Every Prometheus series name this function writes (the doc test checks the list).
 pub fn prom_series(r: &RunReport, ts_ms: i64) -> WriteRequest {
     let n = &r.numbers;
-    let labels = [
-        ("scenario", r.scenario.as_str()),
-        ("environment", r.environment.as_str()),
-        ("testid", r.run_id.as_str()),
-        ("job", "loadtest-coordinator"),
-    ];
+    let owned = series_labels(r);
+    let labels: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let s = |v: f64| v / 1000.0; // ms → s
     let lat = &n.latency_ms;
     let mut v: Vec<(String, f64)> = vec![
@@ -268,14 +317,18 @@ pub fn prom_series(r: &RunReport, ts_ms: i64) -> WriteRequest {
             "k6_summary_aborted".into(),
             if r.aborted.is_some() { 1.0 } else { 0.0 },
         ),
-        (
-            "k6_summary_gate_blocked".into(),
-            match &r.gate {
-                Some(g) if g.state == crate::gate::GateStatus::Block => 1.0,
-                _ => 0.0,
-            },
-        ),
     ];
+    // An ad-hoc run has no gate: it says nothing about the named scenario's.
+    if let Some(g) = &r.gate {
+        v.push((
+            "k6_summary_gate_blocked".into(),
+            if g.state == crate::gate::GateStatus::Block {
+                1.0
+            } else {
+                0.0
+            },
+        ));
+    }
     if let Some(ratio) = r.baseline.as_ref().and_then(|b| b.ratio) {
         v.push(("k6_summary_baseline_ratio".into(), ratio));
     }
@@ -376,17 +429,21 @@ pub fn emf_documents(common: &CommonConfig, r: &RunReport) -> Vec<Emf> {
         if r.passed { 1.0 } else { 0.0 },
         Unit::Count,
     )
-    .metric(
-        "loadtest_gate_blocked",
-        match &r.gate {
-            Some(g) if g.state == crate::gate::GateStatus::Block => 1.0,
-            _ => 0.0,
-        },
-        Unit::Count,
-    )
     .property("run_id", r.run_id.clone())
     .property("status", r.status.clone())
     .property("report", r.artifacts.report.clone());
+    // An ad-hoc run has no gate: it says nothing about the named scenario's.
+    if let Some(g) = &r.gate {
+        e.metric(
+            "loadtest_gate_blocked",
+            if g.state == crate::gate::GateStatus::Block {
+                1.0
+            } else {
+                0.0
+            },
+            Unit::Count,
+        );
+    }
     if let Some(sse) = &n.sse {
         e.metric(
             "loadtest_sse_handshake_p95",
@@ -456,10 +513,13 @@ mod tests {
             }],
             baseline: Some(BaselineCheck {
                 reference_run: Some("run-6".into()),
+                reference_runs: 1,
                 reference_throughput_rps: Some(10.0),
                 throughput_rps: 9.5,
                 ratio: Some(0.95),
                 min_ratio: 1.0,
+                tolerance_rps: Some(0.2),
+                required_rps: Some(9.8),
                 ok: false,
             }),
             gate: Some(GateState {
@@ -467,6 +527,7 @@ mod tests {
                 state: GateStatus::Block,
                 consecutive_p95_failures: 2,
                 incident: Some("REL-0001".into()),
+                incident_run_id: Some("run-7".into()),
                 last_incident: None,
                 reason: "r".into(),
                 last_run_id: "run-7".into(),
@@ -476,6 +537,7 @@ mod tests {
                 p95_objective: "p(95)<900".into(),
                 last_report: "s3://x".into(),
                 updated_at: "t".into(),
+                applied_runs: vec!["run-7".into()],
             }),
             incident: Some("REL-0001".into()),
             artifacts: Artifacts {
@@ -487,6 +549,16 @@ mod tests {
             },
             remote_write: "sent".into(),
             notes: vec![],
+            tags: [
+                ("service", "quotes"),
+                ("team-name", "platform"),
+                ("scenario", "not-me"),
+                ("9lives", "x"),
+                ("__name__", "no"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         }
     }
 
@@ -554,6 +626,17 @@ mod tests {
                 assert_eq!(names, sorted);
             }
         }
+        // The scenario's tags are labels; they never replace the run's own.
+        let labels: Vec<(String, String)> = series_labels(&report(false));
+        let l = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(l("service"), Some("quotes"));
+        assert_eq!(l("team_name"), Some("platform"));
+        assert_eq!(l("_9lives"), Some("x"));
+        assert_eq!(l("scenario"), Some("quote-generation"));
+        assert_eq!(
+            labels.iter().filter(|(n, _)| n.starts_with("__")).count(),
+            0
+        );
         let req = prom_series(&report(false), 0);
         let get = |n: &str| {
             req.timeseries

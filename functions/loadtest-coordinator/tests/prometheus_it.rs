@@ -95,6 +95,7 @@ async fn prometheus_receives_the_summary_and_answers_queries() {
         },
         remote_write: String::new(),
         notes: vec![],
+        tags: [("service".to_string(), "quotes".to_string())].into(),
     };
     let now = chrono::Utc::now().timestamp_millis();
     let body = encode(&prom_series(&report, now)).unwrap();
@@ -102,11 +103,13 @@ async fn prometheus_receives_the_summary_and_answers_queries() {
         &reqwest::Client::new(),
         &format!("{}/api/v1/write", prom.url),
         body,
+        Default::default(),
     )
     .await
     .expect("Prometheus accepted the remote write");
 
-    let sel = r#"{scenario="quote-generation",environment="local",testid="prom-run",job="loadtest-coordinator"}"#;
+    // The scenario's tags are labels too (as k6 tags its metrics).
+    let sel = r#"{scenario="quote-generation",environment="local",testid="prom-run",job="loadtest-coordinator",service="quotes"}"#;
     let p95 = query(&prom.url, &format!("k6_http_req_duration_p95{sel}")).await;
     assert!((p95 - 2.0).abs() < 0.01, "p95 in seconds: {p95}");
     let p50 = query(&prom.url, &format!("k6_http_req_duration_p50{sel}")).await;
@@ -140,8 +143,13 @@ async fn prometheus_receives_the_summary_and_answers_queries() {
         &reqwest::Client::new(),
         &format!("{}/api/v1/write", prom.url),
         b"not snappy".to_vec(),
+        Default::default(),
     )
     .await
     .unwrap_err();
-    assert!(err.contains("HTTP 400"), "{err}");
+    // A 4xx is the receiver refusing the data: sent once, never retried (remote write spec).
+    assert!(
+        err.contains("HTTP 400") && err.contains("not retried"),
+        "{err}"
+    );
 }
