@@ -182,15 +182,15 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         }
     }
 
-    /// Writes the gate if it is still at `etag` (created if `etag` is None); false when
-    /// another writer was first.
-    async fn write_gate(
+    /// Writes `value` (stamped with a write token) if the object is still at `etag`, or
+    /// creates it if `etag` is None; false when another writer was first.
+    async fn write_if_unchanged<T: serde::Serialize>(
         &self,
         key: &str,
-        gate: &GateState,
+        value: &T,
         etag: Option<&str>,
     ) -> SuiteResult<bool> {
-        let body = encode(gate)?;
+        let body = encode(value)?;
         match etag {
             Some(e) => self.store.replace(key, body, JSON, e).await,
             None => self.store.create(key, body, JSON).await,
@@ -210,23 +210,15 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         for _ in 0..ATTEMPTS {
             let (prev, etag) = self.read_gate(gate_key).await?;
             let step = next_gate(prev.as_ref(), verdict);
-            if step.replay {
-                applied = Some(GateApplied {
-                    prev,
-                    gate: step.state,
-                    replay: true,
-                    opened: None,
-                });
-                break;
-            }
-            if self
-                .write_gate(gate_key, &step.state, etag.as_deref())
-                .await?
+            if step.replay
+                || self
+                    .write_if_unchanged(gate_key, &step.state, etag.as_deref())
+                    .await?
             {
                 applied = Some(GateApplied {
                     prev,
                     gate: step.state,
-                    replay: false,
+                    replay: step.replay,
                     opened: None,
                 });
                 break;
@@ -299,7 +291,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             } else {
                 g.last_incident = Some(id.to_string());
             }
-            if self.write_gate(key, &g, etag.as_deref()).await? {
+            if self.write_if_unchanged(key, &g, etag.as_deref()).await? {
                 return Ok(g);
             }
         }
@@ -333,12 +325,10 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             }
             b.scenario = scenario.to_string();
             b.record(run.clone());
-            let body = encode(&b)?;
-            let written = match &cur {
-                Some(t) => self.store.replace(key, body, JSON, &t.etag).await?,
-                None => self.store.create(key, body, JSON).await?,
-            };
-            if written {
+            if self
+                .write_if_unchanged(key, &b, cur.as_ref().map(|t| t.etag.as_str()))
+                .await?
+            {
                 return Ok(());
             }
         }
