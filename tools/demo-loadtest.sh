@@ -4,7 +4,8 @@
 # Terraform does), creates the REL incident topic, and runs each scenario's short *-demo.json
 # through loadtest-coordinator in the Lambda emulator (`make invoke`), which fans out to
 # loadtest-shard. Prints each run's merged numbers, thresholds and gate, the artifacts in S3,
-# and the one-call gate read CI does. About a minute per scenario.
+# the one-call gate read CI does, four nights of a release blocked and freed, and two A/B
+# (Graviton) comparisons. About a minute per scenario.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -121,6 +122,56 @@ PY
 done
 stop_gate_target
 echo "   incidents: $(aws_ s3 ls "s3://$bucket/k6/incidents/" | awk '{print $4}' | tr '\n' ' ')"
+
+# The Graviton A/B verdict: one scenario against two deployments, interleaved A B B A in
+# blocks of 3 s; the "x86" target on 127.0.0.1:8482 (2 × m6i.large), the "arm64" one on :8483
+# (2 × m6g.large). First the candidate is as fast (SWITCH: 19.8 % cheaper at equal p95), then
+# it is slower (STAY). docs/loadtest-coordinator.md, "A/B comparison".
+echo
+echo "== A/B comparison: ab-demo against an x86 and an arm64 deployment (127.0.0.1:8482 vs :8483)"
+ab_pids=()
+start_ab_target() { # port latency
+  target/debug/loadtest-target --addr "127.0.0.1:$1" --latency "$2" >> ".local/loadtest-target-$1.log" 2>&1 &
+  ab_pids+=($!)
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.1; done
+}
+stop_ab_targets() {
+  for p in "${ab_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  ab_pids=()
+}
+trap '[[ -n "$target_pid" ]] && kill "$target_pid" 2>/dev/null; stop_gate_target; stop_ab_targets' EXIT
+same='quantiles:0=30ms,0.5=40ms,0.9=46ms,0.99=50ms,1=52ms'
+slower='quantiles:0=40ms,0.5=55ms,0.9=62ms,0.99=68ms,1=70ms'
+for trial in "as-fast $same" "slower $slower"; do
+  read -r what candidate_latency <<< "$trial"
+  start_ab_target 8482 "$same"
+  start_ab_target 8483 "$candidate_latency"
+  id="ab-$what-$run"
+  cat > .local/demo-ab.json <<JSON
+{"scenario": "ab-demo", "run_id": "$id",
+ "ab": {"block_seconds": 3,
+        "current":   {"name": "x86",   "base_url": "http://127.0.0.1:8482", "instance_type": "m6i.large", "instances": 2},
+        "candidate": {"name": "arm64", "base_url": "http://127.0.0.1:8483", "instance_type": "m6g.large", "instances": 2}}}
+JSON
+  make --no-print-directory invoke FN=loadtest-coordinator EVENT=.local/demo-ab.json > .local/demo-ab.out.json
+  stop_ab_targets
+  python3 - "$what" <<'PY'
+import json, sys
+r = json.load(open(".local/demo-ab.out.json"))
+if r.get("kind") != "ab":
+    print("  ", json.dumps(r)); sys.exit(1)
+print(f"   candidate {sys.argv[1]}: {r['status']} - {r['reason']}")
+for arm in ("current", "candidate"):
+    a = r[arm]; n = a["numbers"]; l = n["latency_ms"]
+    cost = a["cost_per_1k_requests"]
+    print(f"      {arm:9} {a['name']:5} {a['instances']} x {a['instance_type']:9} ${a['fleet_per_hour']:.3f}/h  "
+          f"{a['blocks']} blocks {a['seconds']:.0f} s  sent {n['sent']} ok {n['ok']}  p50 {l['med']:.1f}  p95 {l['p95']:.1f} ms  "
+          f"${cost:.5f} per 1,000" if cost is not None else f"      {arm}: no successful request")
+p = r.get("p95_ratio")
+if p:
+    print(f"      p95 ratio {p['point']:.3f} (95 % interval {p['lo']:.3f}-{p['hi']:.3f}), saving {100*r['saving']:.1f} %   {r['markdown']}")
+PY
+done
 
 echo
 echo "== artifacts of the last run"

@@ -78,6 +78,8 @@ pub struct Payload {
     pub base_url: Option<String>,
     /// Sent by the coordinator to itself: run slice `slice` of run `run_id`.
     pub continuation: Option<Continuation>,
+    /// An A/B comparison of two deployments (ab.rs; docs/loadtest-coordinator.md).
+    pub ab: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -90,6 +92,7 @@ pub struct Continuation {
 #[derive(Debug, PartialEq)]
 pub enum Job {
     Start(StartRequest),
+    StartAb(StartRequest, Box<crate::ab::AbSpec>),
     Continue { run_id: String, slice: u32 },
 }
 
@@ -112,10 +115,10 @@ pub fn parse_event(event: &Value) -> Result<Job, SuiteError> {
         SuiteError::invalid(field, e.inner().to_string(), FIX)
     })?;
     if let Some(c) = p.continuation {
-        if p.scenario.is_some() {
+        if p.scenario.is_some() || p.ab.is_some() {
             return Err(SuiteError::invalid(
                 "continuation",
-                "comes without a scenario",
+                "comes without a scenario or ab",
                 FIX,
             ));
         }
@@ -142,11 +145,15 @@ pub fn parse_event(event: &Value) -> Result<Job, SuiteError> {
             ))
         }
     };
-    Ok(Job::Start(StartRequest {
+    let req = StartRequest {
         scenario,
         run_id: p.run_id,
         base_url: p.base_url,
-    }))
+    };
+    match p.ab {
+        Some(ab) => Ok(Job::StartAb(req, Box::new(crate::ab::parse_spec(&ab)?))),
+        None => Ok(Job::Start(req)),
+    }
 }
 
 pub async fn handle<S: Store, I: Invoker, N: Notifier>(
@@ -177,6 +184,7 @@ async fn handle_inner<S: Store, I: Invoker, N: Notifier>(
     };
     match parse_event(&payload)? {
         Job::Start(req) => engine.start(req).await,
+        Job::StartAb(req, spec) => engine.start_ab(req, *spec).await,
         Job::Continue { run_id, slice } => engine.continue_run(&run_id, slice).await,
     }
 }
@@ -224,6 +232,18 @@ mod tests {
             (json!({"scenario": 3}), "scenario"),
             (json!({"scenarios": "x"}), "scenarios"),
             (json!({"continuation": {"run_id": "r"}}), "slice"),
+            (
+                json!({"scenario": "x", "ab": {"current": {"name": "a", "base_url": "http://a", "instance_type": "m6i.large"}}}),
+                "ab",
+            ),
+            (
+                json!({"scenario": "x", "ab": {"current": {"name": "a", "base_url": "http://a", "instance_type": "m6i.large", "cores": 2}, "candidate": {"name": "b", "base_url": "http://b", "instance_type": "m6g.large"}}}),
+                "ab.current.cores",
+            ),
+            (
+                json!({"continuation": {"run_id": "r", "slice": 1}, "ab": {}}),
+                "continuation",
+            ),
         ] {
             let e = parse_event(&bad).unwrap_err().to_string();
             assert!(e.contains(field), "{bad}: {e}");
@@ -259,6 +279,10 @@ mod tests {
                     ..
                 }) => {
                     assert!(crate::run::valid_name(&s), "{name}")
+                }
+                Job::StartAb(_, spec) => {
+                    assert!(name.starts_with("ab-"), "{name}");
+                    crate::ab::resolve(&spec).unwrap_or_else(|e| panic!("{name}: {e}"));
                 }
             }
             n += 1;

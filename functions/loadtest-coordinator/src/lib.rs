@@ -3,6 +3,7 @@
 //! k6-style thresholds, keeps the release gate and the baseline, and writes k6-shaped
 //! artifacts, Prometheus remote write and EMF. See docs/loadtest-coordinator.md.
 
+pub mod ab;
 pub mod aggregate;
 pub mod config;
 pub mod gate;

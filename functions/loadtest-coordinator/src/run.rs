@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use shared::config::CommonConfig;
 use shared::{SuiteError, SuiteResult};
 
+use crate::ab::{AbPlan, AbSpec};
 use crate::aggregate::{Aggregate, AggregateDoc, Numbers, Stats};
 use crate::config::Settings;
 use crate::gate::{throughput_check, Baseline, BaselineRun, RunVerdict};
@@ -32,7 +33,7 @@ pub fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
 }
 
-fn iso(ms: u64) -> String {
+pub(crate) fn iso(ms: u64) -> String {
     chrono::DateTime::from_timestamp_millis(ms as i64)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
@@ -42,7 +43,7 @@ fn internal(e: impl std::fmt::Display) -> SuiteError {
     SuiteError::Internal(e.to_string())
 }
 
-fn to_bytes<T: Serialize>(v: &T) -> SuiteResult<Bytes> {
+pub(crate) fn to_bytes<T: Serialize>(v: &T) -> SuiteResult<Bytes> {
     serde_json::to_vec_pretty(v)
         .map(Bytes::from)
         .map_err(internal)
@@ -70,6 +71,9 @@ pub struct RunDoc {
     /// baseline, and opens no incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adhoc: Option<String>,
+    /// Set for an A/B comparison (ab.rs): the two arms and how their blocks interleave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab: Option<AbPlan>,
 }
 
 /// `slice-NNNN.json`.
@@ -80,6 +84,9 @@ pub struct SlicePartial {
     /// Set when an abortOnFail threshold failed on the data so far: later slices do not run.
     pub abort: Option<String>,
     pub finished_at: String,
+    /// An A/B run's slice: `[current, candidate]`, each arm's share of `aggregate`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arms: Vec<AggregateDoc>,
 }
 
 /// Where a scenario comes from.
@@ -261,6 +268,22 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
 
     /// The first invocation: plan, record the run (once per run id), run slice 0.
     pub async fn start(&self, req: StartRequest) -> SuiteResult<Value> {
+        self.start_run(req, None).await
+    }
+
+    /// The first invocation of an A/B comparison (ab.rs): the scenario against two targets.
+    pub async fn start_ab(&self, req: StartRequest, spec: AbSpec) -> SuiteResult<Value> {
+        if req.base_url.is_some() {
+            return Err(SuiteError::invalid(
+                "base_url",
+                "comes with `ab`, whose arms name the two targets",
+                "drop base_url and set ab.current.base_url and ab.candidate.base_url",
+            ));
+        }
+        self.start_run(req, Some(spec)).await
+    }
+
+    async fn start_run(&self, req: StartRequest, ab: Option<AbSpec>) -> SuiteResult<Value> {
         let scenario = self.resolve_scenario(&req).await?;
         let p = plan(&scenario, &self.settings.plan).map_err(|e| {
             SuiteError::invalid(
@@ -269,6 +292,17 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 "change the scenario or the LOADTEST_COORD_* sizing",
             )
         })?;
+        let ab = match ab {
+            None => None,
+            Some(_) if p.mode != Mode::Http => {
+                return Err(SuiteError::invalid(
+                    "ab",
+                    "compares request latency; the scenario holds SSE streams",
+                    "use an arrival-rate scenario for an A/B comparison",
+                ))
+            }
+            Some(spec) => Some(crate::ab::resolve(&spec)?),
+        };
         let now = now_ms();
         let run_id = match &req.run_id {
             Some(r) if !clean_run_id(r).is_empty() => clean_run_id(r),
@@ -289,7 +323,14 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             grace_ms: self.settings.shard_grace.as_millis() as u64,
             created_at: iso(now),
             writer: format!("{:016x}", rand::random::<u64>()),
-            adhoc: adhoc_reason(&req),
+            adhoc: match &ab {
+                Some(a) => Some(format!(
+                    "an A/B comparison of {} and {}",
+                    a.arms[0].name, a.arms[1].name
+                )),
+                None => adhoc_reason(&req),
+            },
+            ab,
         };
         let key = self.run_key(&run_id, "run.json");
         if !self
@@ -342,7 +383,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         self.run_slice(&run, k).await
     }
 
-    async fn partial(&self, run: &RunDoc, k: u32) -> SuiteResult<Option<SlicePartial>> {
+    pub(crate) async fn partial(&self, run: &RunDoc, k: u32) -> SuiteResult<Option<SlicePartial>> {
         let key = self.slice_key(&run.run_id, k, "json");
         match self.store.get(&key).await? {
             None => Ok(None),
@@ -437,13 +478,33 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             }
             Err(last.unwrap_or_else(|| internal("handoff failed")))
         };
-        let (handoff, agg) = tokio::join!(handoff, self.run_shards(run, &slice));
-        let abort = self.abort_reason(run, k, &agg).await?;
+        let shards = async {
+            match &run.ab {
+                // An A/B run is judged whole (ab.rs): no abortOnFail between its blocks.
+                Some(ab) => {
+                    let (agg, arms) = self.run_ab_slice(run, ab, &slice).await;
+                    (agg, Some(arms))
+                }
+                None => (self.run_shards(run, &run.scenario, &slice).await, None),
+            }
+        };
+        let (handoff, (agg, arms)) = tokio::join!(handoff, shards);
+        let abort = match arms {
+            Some(_) => None,
+            None => self.abort_reason(run, k, &agg).await?,
+        };
         let partial = SlicePartial {
             slice: k,
             aggregate: agg.to_doc().map_err(internal)?,
             abort: abort.clone(),
             finished_at: iso(now_ms()),
+            arms: match &arms {
+                Some(a) => a
+                    .iter()
+                    .map(|a| a.to_doc().map_err(internal))
+                    .collect::<SuiteResult<_>>()?,
+                None => vec![],
+            },
         };
         self.store
             .put(
@@ -474,11 +535,17 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         }))
     }
 
-    /// Fans out one slice's shards and merges what comes back.
-    pub async fn run_shards(&self, run: &RunDoc, slice: &SlicePlan) -> Aggregate {
+    /// Fans out one slice's shards (the run's `scenario`, or an A/B arm's copy of it) and
+    /// merges what comes back.
+    pub async fn run_shards(
+        &self,
+        run: &RunDoc,
+        scenario: &Scenario,
+        slice: &SlicePlan,
+    ) -> Aggregate {
         let mut agg = Aggregate::default();
-        let sched = Schedule::from_scenario(&run.scenario);
-        let sse_clients = match &run.scenario.executor {
+        let sched = Schedule::from_scenario(scenario);
+        let sse_clients = match &scenario.executor {
             loadtest_core::Executor::SseClients(e) => u64::from(e.clients),
             _ => 0,
         };
@@ -489,7 +556,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         let calls = (0..n).map(|j| {
             let req = ShardRequest {
                 run_id: run.run_id.clone(),
-                scenario: run.scenario.clone(),
+                scenario: scenario.clone(),
                 t0_unix_ms: run.t0_unix_ms,
                 window: slice.window,
                 slice_index: slice.index,
@@ -600,6 +667,9 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             let mut v: Value = serde_json::from_slice(&b).map_err(internal)?;
             v["replayed"] = json!(true);
             return Ok(v);
+        }
+        if let Some(ab) = &run.ab {
+            return self.finalize_ab(run, ab, upto, aborted).await;
         }
         let mut agg = Aggregate::default();
         let mut notes = vec![];

@@ -1125,3 +1125,161 @@ async fn a_crash_at_any_step_of_the_gate_leaves_one_rel_once_redelivered() {
         "14 writes are not enough to run past the finalize"
     );
 }
+
+/// An A/B run over two slices: the blocks go A B B A to the two targets (each arm's shards
+/// see only their target), each arm is merged on its own, and the verdict follows the
+/// latencies: an equally fast cheaper candidate is a SWITCH, a slower one a STAY. Neither
+/// touches the scenario's gate or baseline.
+#[tokio::test]
+async fn an_ab_run_interleaves_its_arms_and_judges_each_on_its_own_histogram() {
+    for (candidate_ms, verdict) in [(40, "SWITCH"), (60, "STAY")] {
+        let (common, st) = settings("2");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = MapStore::default();
+        let seen: std::sync::Arc<Mutex<Vec<(String, u64, u64)>>> = Default::default();
+        let log = seen.clone();
+        let shards = FakeShards {
+            behaviour: Box::new(move |r| {
+                log.lock().unwrap().push((
+                    r.scenario.target.base_url.clone(),
+                    r.window.from_ms,
+                    r.window.to_ms,
+                ));
+                Behaviour {
+                    latency_ms: if r.scenario.target.base_url.ends_with(":2") {
+                        candidate_ms
+                    } else {
+                        40
+                    },
+                    error_every: None,
+                    fail: false,
+                }
+            }),
+            continuations: tx,
+            invoked: Mutex::new(vec![]),
+        };
+        let sns = FakeSns::default();
+        let http = crate::handler::http_client().unwrap();
+        let engine = engine!(store, shards, sns, st, common, http);
+        let named = store.named(scenario(
+            "4s",
+            120,
+            json!({"http_req_duration": ["p(95)<900"]}),
+        ));
+        let spec = crate::ab::parse_spec(&json!({
+            "block_seconds": 1,
+            "current": {"name": "x86", "base_url": "http://127.0.0.1:1", "instance_type": "m6i.large", "instances": 2},
+            "candidate": {"name": "arm64", "base_url": "http://127.0.0.1:2", "instance_type": "m6g.large", "instances": 2}
+        }))
+        .unwrap();
+        let mut running = FuturesUnordered::new();
+        running.push(Box::pin(engine.start_ab(
+            StartRequest {
+                scenario: named,
+                run_id: Some(format!("ab-{candidate_ms}")),
+                base_url: None,
+            },
+            spec,
+        ))
+            as std::pin::Pin<
+                Box<dyn std::future::Future<Output = SuiteResult<Value>> + Send + '_>,
+            >);
+        let mut report = None;
+        while let Some(v) = running.next().await {
+            let v = v.unwrap();
+            if v.get("kind").is_some() {
+                report = Some(v);
+            }
+            if let Ok(p) = rx.try_recv() {
+                let run_id = p["continuation"]["run_id"].as_str().unwrap().to_string();
+                let k = p["continuation"]["slice"].as_u64().unwrap() as u32;
+                let engine = &engine;
+                running.push(Box::pin(
+                    async move { engine.continue_run(&run_id, k).await },
+                ));
+            }
+        }
+        let r = report.expect("an A/B report");
+        assert_eq!(r["status"], verdict, "{r:#}");
+        assert_eq!(r["slices_run"], 2);
+        // 4 s at 120/s in blocks of 1 s, A B B A: 240 requests each, 2 blocks each.
+        for arm in ["current", "candidate"] {
+            assert_eq!(r[arm]["numbers"]["sent"], 240, "{arm}: {r:#}");
+            assert_eq!(r[arm]["blocks"], 2);
+            assert_eq!(r[arm]["seconds"], 2.0);
+        }
+        assert_eq!(
+            r["candidate"]["numbers"]["latency_ms"]["p95"]
+                .as_f64()
+                .unwrap()
+                .round(),
+            candidate_ms as f64
+        );
+        // Every shard request of block g went to the arm A B B A gives it.
+        let seen = seen.lock().unwrap().clone();
+        assert!(!seen.is_empty());
+        for (url, from, to) in &seen {
+            assert_eq!(to - from, 1000, "one block per request: {seen:?}");
+            let arm = crate::ab::arm_of_block(from / 1000);
+            assert_eq!(
+                url.ends_with(":2"),
+                arm == 1,
+                "block at {from} ms went to {url}"
+            );
+        }
+        // Cost: 2 × m6g.large vs 2 × m6i.large at the same served rate: 19.8 % less.
+        assert!(
+            (r["saving"].as_f64().unwrap() - (1.0 - 0.077 / 0.096)).abs() < 1e-9,
+            "{r:#}"
+        );
+        assert!(
+            store
+                .keys()
+                .iter()
+                .all(|k| !k.contains("/gate/") && !k.contains("/baseline/")),
+            "{:?}",
+            store.keys()
+        );
+        let md = String::from_utf8(
+            store
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.ends_with("report.md"))
+                .unwrap()
+                .1
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(
+            md.contains(&format!(
+                "**{}",
+                if verdict == "SWITCH" {
+                    "SWITCH to arm64"
+                } else {
+                    "STAY on x86"
+                }
+            )),
+            "{md}"
+        );
+        // A redelivered start replays the report.
+        let again = engine
+            .start_ab(
+                StartRequest {
+                    scenario: ScenarioRef::Named("quote-generation".into()),
+                    run_id: Some(format!("ab-{candidate_ms}")),
+                    base_url: None,
+                },
+                crate::ab::parse_spec(&json!({
+                    "current": {"name": "x86", "base_url": "http://127.0.0.1:1", "instance_type": "m6i.large"},
+                    "candidate": {"name": "arm64", "base_url": "http://127.0.0.1:2", "instance_type": "m6g.large"}
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again["replayed"], true);
+        assert_eq!(again["status"], verdict);
+    }
+}

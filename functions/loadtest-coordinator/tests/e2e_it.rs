@@ -183,6 +183,111 @@ async fn coordinator_fans_out_to_real_shards_through_watch() {
     );
 }
 
+/// An A/B comparison end to end: the coordinator through the emulator, real shards, two REAL
+/// targets with different service times (the current 20 ms, the candidate 35 ms). Each arm's
+/// p95 is its own target's, every scheduled request of each arm's blocks was sent, the verdict
+/// is STAY (the candidate is slower, whatever it saves), and no release gate was written.
+#[tokio::test]
+async fn an_ab_comparison_against_two_real_targets() {
+    let (_g, moto) = exclusive_moto().await;
+    let s3 = moto.s3().await;
+    create_buckets(&s3, &[BUCKET]).await;
+    let (_, current) = common::target(&["--latency", "fixed:20ms"]);
+    let (_, candidate) = common::target(&["--latency", "fixed:35ms"]);
+    let mut env = moto.env();
+    let watch_port = suite_tests::free_port();
+    for (k, v) in [
+        ("ENVIRONMENT", "local"),
+        ("REPORT_BUCKET", BUCKET),
+        ("LOADTEST_ALLOWED_HOSTS", "127.0.0.1"),
+        ("LOADTEST_COORD_LEAD_SECONDS", "2"),
+        ("LOADTEST_COORD_SHARD_GRACE_SECONDS", "10"),
+        ("LOADTEST_COORD_FINALIZE_WAIT_SECONDS", "30"),
+        ("LOADTEST_COORD_SHARD_RPS", "50"),
+        (
+            "LOADTEST_COORD_LAMBDA_ENDPOINT_URL",
+            &format!("http://127.0.0.1:{watch_port}"),
+        ),
+    ] {
+        env.push((k.to_string(), v.to_string()));
+    }
+    let watch = common::watch(&env, watch_port);
+    let dir = tempfile::tempdir().unwrap();
+    // Warm the shard up (the emulator starts its binary on the first invocation).
+    let warm = json!({"run_id": "warm", "scenario": scenario("warm", &current, 1, "1s"), "t0_unix_ms": 1000,
+                      "window": {"from_ms": 0, "to_ms": 1000}, "shard_index": 0, "shard_count": 1});
+    let (_, text, doc) = aws_cli_invoke(
+        &watch,
+        "loadtest-shard",
+        &common::write_json(dir.path(), "warm.json", &warm),
+        &env,
+    );
+    assert_eq!(doc["run_id"], "warm", "shard warm-up: {text} {doc}");
+    // 12 s at 50/s in blocks of 3 s, A B B A: 300 requests to each target.
+    let payload = json!({
+        "scenario": scenario("e2e-ab", "http://127.0.0.1:1", 50, "12s"),
+        "run_id": "e2e-ab",
+        "ab": {
+            "block_seconds": 3,
+            "current": {"name": "x86", "base_url": current, "instance_type": "m6i.large", "instances": 2},
+            "candidate": {"name": "arm64", "base_url": candidate, "instance_type": "m7g.large", "instances": 2}
+        }
+    });
+    let (ok, text, r) = aws_cli_invoke(
+        &watch,
+        "loadtest-coordinator",
+        &common::write_json(dir.path(), "ab.json", &payload),
+        &env,
+    );
+    assert!(ok, "{text} {r}");
+    assert_eq!(r["kind"], "ab", "{r:#}");
+    for arm in ["current", "candidate"] {
+        let n = &r[arm]["numbers"];
+        assert_eq!(n["scheduled"], 300, "{arm}: {n}");
+        assert_eq!(n["sent"], 300, "{arm}: {n} {}", r["notes"]);
+        assert_eq!(n["ok"], 300, "{arm}: {n}");
+        assert_eq!(r[arm]["blocks"], 2);
+        assert!(r[arm]["no_verdict"].is_null(), "{arm}: {r:#}");
+    }
+    let p95 = |arm: &str| r[arm]["numbers"]["latency_ms"]["p95"].as_f64().unwrap();
+    assert!(
+        (19.0..30.0).contains(&p95("current")),
+        "current p95 {}",
+        p95("current")
+    );
+    assert!(
+        (34.0..50.0).contains(&p95("candidate")),
+        "candidate p95 {}",
+        p95("candidate")
+    );
+    assert_eq!(r["status"], "STAY", "{r:#}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("p95"),
+        "{}",
+        r["reason"]
+    );
+    assert!(r["p95_ratio"]["lo"].as_f64().unwrap() > 1.05, "{r:#}");
+    let key = r["markdown"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&format!("s3://{BUCKET}/"))
+        .to_string();
+    let md = String::from_utf8(get(&s3, BUCKET, &key).await.expect("report.md in S3")).unwrap();
+    assert!(md.contains("**STAY on x86**"), "{md}");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("k6/gate/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.key_count(),
+        Some(0),
+        "an A/B run writes no release gate"
+    );
+}
+
 /// The Grafana dashboards' PromQL (infra/grafana/dashboards/*.json, docs/dashboards.md) against
 /// a REAL Prometheus that received the remote write of REAL runs: the coordinator through the
 /// emulator, real shards, the real target, an HTTP and an SSE scenario. Every Prometheus target

@@ -300,8 +300,8 @@ mod tests {
             n += 1;
         }
         assert_eq!(
-            n, 8,
-            "three scenarios, three demo variants, the release-gate demo, one shard request"
+            n, 9,
+            "three scenarios, three demo variants, the release-gate and A/B demos, one shard request"
         );
     }
 
