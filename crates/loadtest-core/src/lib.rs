@@ -15,7 +15,10 @@ pub mod scenario;
 pub mod schedule;
 
 pub use histo::{decode_histogram, encode_histogram, new_histogram, HistoError};
-pub use protocol::{ErrorCounts, ShardRequest, ShardResult, SseResult, Window};
+pub use protocol::{
+    timeline_bucket, ErrorCounts, ShardRequest, ShardResult, SseResult, TimelineStep, Window,
+    TIMELINE_LE_S,
+};
 pub use scenario::{
     host_of, parse_duration, parse_scenario, BodySpec, ConstantArrivalRate, Executor,
     RampingArrivalRate, RequestSpec, Scenario, ScenarioError, SseClients, Stage,

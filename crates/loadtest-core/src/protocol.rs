@@ -37,6 +37,68 @@ pub struct ShardRequest {
     /// W3C trace context to continue (propagated to the target as `traceparent`).
     #[serde(default)]
     pub traceparent: Option<String>,
+    /// When set, the shard also counts its requests per step of this many ms after t0
+    /// (`ShardResult::timeline`): the coordinator turns the steps into remote-write samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_step_ms: Option<u64>,
+}
+
+/// Upper bounds (seconds) of the timeline's latency buckets, Prometheus `le` style; a last
+/// `+Inf` bucket is implied. k6's own trend boundaries are not fixed; these cover 5 ms to 10 s
+/// with about three buckets per decade.
+pub const TIMELINE_LE_S: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The bucket (index into `TIMELINE_LE_S`, or its length for `+Inf`) a latency falls in.
+pub fn timeline_bucket(latency_us: u64) -> usize {
+    TIMELINE_LE_S
+        .iter()
+        .position(|le| latency_us as f64 <= le * 1e6)
+        .unwrap_or(TIMELINE_LE_S.len())
+}
+
+/// The requests due in one step `[step·step_ms, (step+1)·step_ms)` after t0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineStep {
+    pub step: u64,
+    pub sent: u64,
+    /// Answered 2xx/3xx. Every other sent request (error status, timeout, connect failure,
+    /// abandoned at the deadline) is an error: errors = sent − ok.
+    pub ok: u64,
+    pub dropped: u64,
+    /// Answered requests' corrected latency by bucket, not cumulative: one count per
+    /// `TIMELINE_LE_S` bound, then `+Inf`.
+    pub buckets: Vec<u64>,
+    pub latency_sum_us: u64,
+}
+
+impl TimelineStep {
+    pub fn new(step: u64) -> Self {
+        TimelineStep {
+            step,
+            buckets: vec![0; TIMELINE_LE_S.len() + 1],
+            ..Default::default()
+        }
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.sent.saturating_sub(self.ok)
+    }
+
+    /// Adds another shard's (or slice's) counts of the same step.
+    pub fn add(&mut self, o: &TimelineStep) {
+        self.sent += o.sent;
+        self.ok += o.ok;
+        self.dropped += o.dropped;
+        self.latency_sum_us += o.latency_sum_us;
+        if self.buckets.len() < o.buckets.len() {
+            self.buckets.resize(o.buckets.len(), 0);
+        }
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+    }
 }
 
 /// Errors by class. `status` maps an HTTP status (as a string key, JSON-friendly) to its count.
@@ -112,4 +174,7 @@ pub struct ShardResult {
     pub stopped_early: Option<String>,
     #[serde(default)]
     pub sse: Option<SseResult>,
+    /// Per-step counts when the request asked for them (`timeline_step_ms`), in step order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineStep>,
 }

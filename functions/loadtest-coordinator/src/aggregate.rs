@@ -3,9 +3,12 @@
 //! dropped), never lost. Then the numbers: percentiles, error rate, throughput, each with its
 //! sample count.
 
+use std::collections::BTreeMap;
+
 use hdrhistogram::Histogram;
 use loadtest_core::{
     decode_histogram, encode_histogram, new_histogram, ErrorCounts, HistoError, ShardResult,
+    TimelineStep,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +48,8 @@ pub struct Aggregate {
     pub failed_shards: Vec<FailedShard>,
     pub stopped_early: Vec<String>,
     pub sse: Option<SseTotals>,
+    /// The shards' per-step counts (remote write during the run), by step number.
+    pub timeline: BTreeMap<u64, TimelineStep>,
 }
 
 impl Default for Aggregate {
@@ -65,7 +70,19 @@ impl Default for Aggregate {
             failed_shards: vec![],
             stopped_early: vec![],
             sse: None,
+            timeline: BTreeMap::new(),
         }
+    }
+}
+
+fn add_steps<'a>(
+    into: &mut BTreeMap<u64, TimelineStep>,
+    from: impl IntoIterator<Item = &'a TimelineStep>,
+) {
+    for s in from {
+        into.entry(s.step)
+            .or_insert_with(|| TimelineStep::new(s.step))
+            .add(s);
     }
 }
 
@@ -116,6 +133,7 @@ impl Aggregate {
         self.dropped += r.dropped + scheduled.saturating_sub(r.scheduled);
         self.bytes_received += r.bytes_received;
         self.shards_ok += 1;
+        add_steps(&mut self.timeline, &r.timeline);
         if let Some(why) = &r.stopped_early {
             self.stopped_early.push(format!(
                 "slice {} shard {}: {why}",
@@ -157,6 +175,7 @@ impl Aggregate {
         self.shards_ok += o.shards_ok;
         self.failed_shards.extend(o.failed_shards.iter().cloned());
         self.stopped_early.extend(o.stopped_early.iter().cloned());
+        add_steps(&mut self.timeline, o.timeline.values());
         if let Some(s) = &o.sse {
             let t = self.sse.get_or_insert_with(SseTotals::default);
             t.clients += s.clients;
@@ -184,6 +203,7 @@ impl Aggregate {
             failed_shards: self.failed_shards.clone(),
             stopped_early: self.stopped_early.clone(),
             sse: self.sse.clone(),
+            timeline: self.timeline.values().cloned().collect(),
         })
     }
 
@@ -204,6 +224,11 @@ impl Aggregate {
             failed_shards: d.failed_shards.clone(),
             stopped_early: d.stopped_early.clone(),
             sse: d.sse.clone(),
+            timeline: {
+                let mut t = BTreeMap::new();
+                add_steps(&mut t, &d.timeline);
+                t
+            },
         })
     }
 }
@@ -232,6 +257,9 @@ pub struct AggregateDoc {
     pub stopped_early: Vec<String>,
     #[serde(default)]
     pub sse: Option<SseTotals>,
+    /// Per-step counts for remote write (empty when it is off), in step order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineStep>,
 }
 
 /// A latency distribution's numbers, in milliseconds, with the sample count behind them.

@@ -38,6 +38,9 @@ pub struct Settings {
     pub invocation_limit: Duration,
     /// `LOADTEST_COORD_REMOTE_WRITE_URL`: Prometheus remote-write endpoint (optional).
     pub remote_write_url: Option<String>,
+    /// `LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS` (10): the spacing of the samples each slice
+    /// writes of its requests (counters and latency buckets), so `rate()` sees the run.
+    pub remote_write_step: Duration,
     /// `LOADTEST_COORD_INCIDENT_TOPIC_ARN`: SNS topic for REL incidents (optional locally).
     pub incident_topic_arn: Option<String>,
     /// `LOADTEST_COORD_NOTICE_TOPIC_ARN`: where a run with no verdict (ERROR) and the next
@@ -150,6 +153,7 @@ impl Settings {
             remote_write_url: vars
                 .get("LOADTEST_COORD_REMOTE_WRITE_URL")
                 .map(str::to_string),
+            remote_write_step: secs("LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS", 10)?,
             incident_topic_arn: vars
                 .get("LOADTEST_COORD_INCIDENT_TOPIC_ARN")
                 .map(str::to_string),
@@ -183,6 +187,12 @@ impl Settings {
                     "must be an http(s) URL such as http://prometheus:9090/api/v1/write",
                 ));
             }
+        }
+        if s.remote_write_step.is_zero() || s.remote_write_step > Duration::from_secs(300) {
+            return Err(bad(
+                "LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS",
+                "must be 1-300 (k6 flushes every 5 s; Grafana's rate() wants ≥ 2 samples per window)",
+            ));
         }
         s.check_budget()?;
         Ok(s)

@@ -87,6 +87,9 @@ pub struct SlicePartial {
     /// An A/B run's slice: `[current, candidate]`, each arm's share of `aggregate`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub arms: Vec<AggregateDoc>,
+    /// How this slice's remote write of its steps went (`None`: the run writes none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<String>,
 }
 
 /// Where a scenario comes from.
@@ -393,6 +396,70 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         }
     }
 
+    /// Whether the run's slices write their requests to Prometheus as they finish: remote
+    /// write is on and the run sends requests to one target (an SSE run has no request
+    /// timeline; an A/B run's two arms would mix in one series).
+    fn writes_timeline(&self, run: &RunDoc) -> bool {
+        self.settings.remote_write_url.is_some() && run.ab.is_none() && run.plan.mode == Mode::Http
+    }
+
+    /// POSTs a remote-write body; the outcome as the report states it. A failure is
+    /// logged and never fails the run.
+    pub(crate) async fn remote_write(&self, req: &crate::remote_write::WriteRequest) -> String {
+        let Some(url) = &self.settings.remote_write_url else {
+            return "skipped (no LOADTEST_COORD_REMOTE_WRITE_URL)".into();
+        };
+        let body = match crate::remote_write::encode(req) {
+            Ok(b) => b,
+            Err(e) => return format!("failed: {e}"),
+        };
+        match crate::remote_write::push(self.http, url, body, Default::default()).await {
+            Ok(1) => "sent".into(),
+            Ok(n) => format!("sent (attempt {n})"),
+            Err(e) => {
+                tracing::warn!(error = %e, "remote write failed (the run's artifacts are still written)");
+                format!("failed: {e}")
+            }
+        }
+    }
+
+    /// Writes slice `k`'s requests, one sample per step, continuing the counters of the
+    /// slices before it (their partials). `None` when the run writes no timeline.
+    async fn write_slice_timeline(
+        &self,
+        run: &RunDoc,
+        k: u32,
+        agg: &Aggregate,
+    ) -> SuiteResult<Option<String>> {
+        if !self.writes_timeline(run) {
+            return Ok(None);
+        }
+        let mut base = loadtest_core::TimelineStep::new(0);
+        for i in 0..k {
+            if let Some(p) = self.partial(run, i).await? {
+                for s in &p.aggregate.timeline {
+                    base.add(s);
+                }
+            }
+        }
+        let steps: Vec<loadtest_core::TimelineStep> = agg.timeline.values().cloned().collect();
+        let labels = crate::summary::labels_of(
+            &run.scenario.name,
+            &self.common.environment,
+            &run.run_id,
+            &run.scenario.tags,
+        );
+        let req = crate::summary::timeline_series(
+            &labels,
+            run.t0_unix_ms,
+            run.plan.slices[k as usize].window,
+            self.settings.remote_write_step.as_millis() as u64,
+            &base,
+            &steps,
+        );
+        Ok(Some(self.remote_write(&req).await))
+    }
+
     /// A redelivery of the invocation that ran the last slice `k`, after every slice's
     /// result was written and before the report was (a crash in `finalize`): finalize again,
     /// which is idempotent (release.rs) and, with every partial there, waits for nothing.
@@ -493,6 +560,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             Some(_) => None,
             None => self.abort_reason(run, k, &agg).await?,
         };
+        let remote_write = self.write_slice_timeline(run, k, &agg).await?;
         let partial = SlicePartial {
             slice: k,
             aggregate: agg.to_doc().map_err(internal)?,
@@ -505,6 +573,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                     .collect::<SuiteResult<_>>()?,
                 None => vec![],
             },
+            remote_write,
         };
         self.store
             .put(
@@ -563,6 +632,9 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 shard_index: j,
                 shard_count: n,
                 traceparent: traceparent.clone(),
+                timeline_step_ms: self
+                    .writes_timeline(run)
+                    .then_some(self.settings.remote_write_step.as_millis() as u64),
             };
             let expected = match (run.plan.mode, &sched) {
                 (Mode::Sse, _) => sse_clients_of(sse_clients, j, n),
@@ -686,7 +758,16 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                 p = self.partial(run, i).await?;
             }
             match p {
-                Some(p) => agg.merge(&Aggregate::from_doc(&p.aggregate).map_err(internal)?),
+                Some(p) => {
+                    if let Some(rw) = p
+                        .remote_write
+                        .as_deref()
+                        .filter(|r| r.starts_with("failed"))
+                    {
+                        notes.push(format!("slice {i}: remote write of its steps {rw}"));
+                    }
+                    agg.merge(&Aggregate::from_doc(&p.aggregate).map_err(internal)?)
+                }
                 None => {
                     notes.push(format!("slice {i}: no partial result within {} s; its {} shard(s) count as failed and their requests as dropped", self.settings.finalize_wait.as_secs(), sl.shards));
                     for j in 0..sl.shards {
@@ -959,21 +1040,9 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             }
             Err(e) => report.notes.push(format!("chart not drawn: {e}")),
         }
-        report.remote_write = match &self.settings.remote_write_url {
-            None => "skipped (no LOADTEST_COORD_REMOTE_WRITE_URL)".into(),
-            Some(url) => {
-                let body = crate::remote_write::encode(&prom_series(&report, finished as i64))
-                    .map_err(internal)?;
-                match crate::remote_write::push(self.http, url, body, Default::default()).await {
-                    Ok(1) => "sent".into(),
-                    Ok(n) => format!("sent (attempt {n})"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "remote write failed (the run's artifacts are still written)");
-                        format!("failed: {e}")
-                    }
-                }
-            }
-        };
+        report.remote_write = self
+            .remote_write(&prom_series(&report, finished as i64))
+            .await;
         self.store
             .put(
                 &format!("{f}report.md"),

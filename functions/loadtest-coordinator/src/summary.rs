@@ -11,7 +11,7 @@ use shared::metrics::{Emf, Unit};
 
 use crate::aggregate::{Numbers, Stats};
 use crate::gate::GateState;
-use crate::remote_write::{series, TimeSeries, WriteRequest};
+use crate::remote_write::{series, Sample, TimeSeries, WriteRequest};
 use crate::threshold::Judged;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,16 +81,27 @@ pub struct RunReport {
 /// label names (`[a-zA-Z_][a-zA-Z0-9_]*`, other characters as `_`); a tag never replaces
 /// one of the run's own labels, and `__`-prefixed names are reserved.
 pub fn series_labels(r: &RunReport) -> Vec<(String, String)> {
+    labels_of(&r.scenario, &r.environment, &r.run_id, &r.tags)
+}
+
+/// The labels of a run's series (the end-of-run summary and the samples each slice writes
+/// carry the same set, so they are one series in Prometheus).
+pub fn labels_of(
+    scenario: &str,
+    environment: &str,
+    run_id: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String)> {
     let mut labels: Vec<(String, String)> = [
-        ("scenario", r.scenario.as_str()),
-        ("environment", r.environment.as_str()),
-        ("testid", r.run_id.as_str()),
+        ("scenario", scenario),
+        ("environment", environment),
+        ("testid", run_id),
         ("job", "loadtest-coordinator"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    for (k, v) in &r.tags {
+    for (k, v) in tags {
         let mut name: String = k
             .chars()
             .map(|c| {
@@ -378,6 +389,105 @@ pub fn prom_series(r: &RunReport, ts_ms: i64) -> WriteRequest {
             .filter_map(|(name, value)| series(&name, &labels, value, ts_ms))
             .collect::<Vec<TimeSeries>>(),
     }
+}
+
+/// The samples one slice writes of its requests, one every step (`timeline_step_ms`), as
+/// Prometheus counters and a classic histogram, cumulative from the run's start: `base` is
+/// everything the earlier slices counted, `steps` this slice's steps in order. Each sample is
+/// stamped at its step's end (or the slice's end, for a step the slice boundary cuts, so the
+/// next slice's sample of the same step comes later). The first slice starts every series at
+/// 0 at its window's start, so `increase()` over the run is the run's count. The end-of-run
+/// summary writes the same names and labels: its sample is the series' last point.
+pub fn timeline_series(
+    labels: &[(String, String)],
+    t0_unix_ms: u64,
+    window: loadtest_core::Window,
+    step_ms: u64,
+    base: &loadtest_core::TimelineStep,
+    steps: &[loadtest_core::TimelineStep],
+) -> WriteRequest {
+    use loadtest_core::TIMELINE_LE_S;
+    let les: Vec<String> = TIMELINE_LE_S
+        .iter()
+        .map(|le| format!("{le}"))
+        .chain(std::iter::once("+Inf".to_string()))
+        .collect();
+    let mut out: Vec<TimeSeries> = vec![];
+    let mut index: std::collections::BTreeMap<(String, Option<usize>), usize> = Default::default();
+    let mut add = |name: &str, le: Option<usize>, value: f64, ts: i64| {
+        let key = (name.to_string(), le);
+        if let Some(&i) = index.get(&key) {
+            out[i].samples.push(Sample {
+                value,
+                timestamp: ts,
+            });
+            return;
+        }
+        let mut l: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Some(b) = le {
+            l.push(("le", les[b].as_str()));
+        }
+        if let Some(t) = series(name, &l, value, ts) {
+            index.insert(key, out.len());
+            out.push(t);
+        }
+    };
+    let mut cum = base.clone();
+    if cum.buckets.len() < les.len() {
+        cum.buckets.resize(les.len(), 0);
+    }
+    let mut emit = |cum: &loadtest_core::TimelineStep, ts: i64| {
+        let scheduled = cum.sent + cum.dropped;
+        add("k6_http_reqs_total", None, cum.sent as f64, ts);
+        add("k6_iterations_total", None, cum.sent as f64, ts);
+        add("k6_dropped_iterations_total", None, cum.dropped as f64, ts);
+        add("k6_summary_errors_total", None, cum.errors() as f64, ts);
+        if scheduled > 0 {
+            add(
+                "k6_http_req_failed_rate",
+                None,
+                (cum.errors() + cum.dropped) as f64 / scheduled as f64,
+                ts,
+            );
+        }
+        let mut running = 0u64;
+        for (b, n) in cum.buckets.iter().enumerate() {
+            running += n;
+            add(
+                "k6_http_req_duration_seconds_bucket",
+                Some(b),
+                running as f64,
+                ts,
+            );
+        }
+        add(
+            "k6_http_req_duration_seconds_count",
+            None,
+            running as f64,
+            ts,
+        );
+        add(
+            "k6_http_req_duration_seconds_sum",
+            None,
+            cum.latency_sum_us as f64 / 1e6,
+            ts,
+        );
+    };
+    if window.from_ms == 0 {
+        emit(&cum, t0_unix_ms as i64);
+    }
+    let step_ms = step_ms.max(1);
+    for s in steps {
+        cum.add(s);
+        let end = ((s.step + 1) * step_ms)
+            .min(window.to_ms)
+            .max(window.from_ms + 1);
+        emit(&cum, (t0_unix_ms + end) as i64);
+    }
+    WriteRequest { timeseries: out }
 }
 
 /// The EMF documents of a finished run (dimension `scenario`).
@@ -699,5 +809,135 @@ mod tests {
             None
         )
         .is_ok());
+    }
+
+    /// Two slices' samples are one cumulative counter per series: they start at 0 at t0,
+    /// rise step by step, continue across the slice boundary (the cut step stamped at the
+    /// slice's end, then at its own end), and every name is documented.
+    #[test]
+    fn slices_write_cumulative_counters_and_buckets_step_by_step() {
+        use loadtest_core::{timeline_bucket, TimelineStep, Window, TIMELINE_LE_S};
+        let step = |n: u64, sent: u64, ok: u64, lat_ms: u64| {
+            let mut s = TimelineStep::new(n);
+            s.sent = sent;
+            s.ok = ok;
+            s.buckets[timeline_bucket(lat_ms * 1000)] = sent;
+            s.latency_sum_us = sent * lat_ms * 1000;
+            s
+        };
+        let labels = labels_of("quote-generation", "local", "r1", &Default::default());
+        // Slice 0 = [0, 25 s): steps 0, 1 and the first half of step 2 (10 s steps).
+        let s0 = [step(0, 10, 10, 40), step(1, 10, 9, 40), step(2, 5, 5, 300)];
+        let w0 = Window {
+            from_ms: 0,
+            to_ms: 25_000,
+        };
+        let a = timeline_series(&labels, 1_000_000, w0, 10_000, &TimelineStep::new(0), &s0);
+        let mut base = TimelineStep::new(0);
+        s0.iter().for_each(|s| base.add(s));
+        let w1 = Window {
+            from_ms: 25_000,
+            to_ms: 40_000,
+        };
+        let s1 = [step(2, 5, 5, 300), step(3, 10, 10, 40)];
+        let b = timeline_series(&labels, 1_000_000, w1, 10_000, &base, &s1);
+        let get = |req: &WriteRequest, name: &str, le: Option<&str>| -> Vec<(i64, f64)> {
+            req.timeseries
+                .iter()
+                .find(|t| {
+                    t.labels
+                        .iter()
+                        .any(|l| l.name == "__name__" && l.value == name)
+                        && le.is_none_or(|le| {
+                            t.labels.iter().any(|l| l.name == "le" && l.value == le)
+                        })
+                })
+                .map(|t| t.samples.iter().map(|s| (s.timestamp, s.value)).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            get(&a, "k6_http_reqs_total", None),
+            [
+                (1_000_000, 0.0),
+                (1_010_000, 10.0),
+                (1_020_000, 20.0),
+                (1_025_000, 25.0)
+            ]
+        );
+        assert_eq!(
+            get(&b, "k6_http_reqs_total", None),
+            [(1_030_000, 30.0), (1_040_000, 40.0)]
+        );
+        assert_eq!(
+            get(&b, "k6_summary_errors_total", None).last(),
+            Some(&(1_040_000, 1.0))
+        );
+        // Buckets are cumulative in `le`; +Inf is the count; 300 ms falls in le="0.5".
+        assert_eq!(
+            get(&b, "k6_http_req_duration_seconds_bucket", Some("0.05"))
+                .last()
+                .unwrap()
+                .1,
+            30.0
+        );
+        assert_eq!(
+            get(&b, "k6_http_req_duration_seconds_bucket", Some("0.25"))
+                .last()
+                .unwrap()
+                .1,
+            30.0
+        );
+        assert_eq!(
+            get(&b, "k6_http_req_duration_seconds_bucket", Some("0.5"))
+                .last()
+                .unwrap()
+                .1,
+            40.0
+        );
+        assert_eq!(
+            get(&b, "k6_http_req_duration_seconds_bucket", Some("+Inf"))
+                .last()
+                .unwrap()
+                .1,
+            40.0
+        );
+        assert_eq!(
+            get(&b, "k6_http_req_duration_seconds_count", None)
+                .last()
+                .unwrap()
+                .1,
+            40.0
+        );
+        let sum = get(&b, "k6_http_req_duration_seconds_sum", None)
+            .last()
+            .unwrap()
+            .1;
+        assert!((sum - (30.0 * 0.04 + 10.0 * 0.3)).abs() < 1e-9, "{sum}");
+        // One series per bucket bound plus +Inf, every series' samples in time order.
+        let buckets = a
+            .timeseries
+            .iter()
+            .filter(|t| t.labels.iter().any(|l| l.name == "le"))
+            .count();
+        assert_eq!(buckets, TIMELINE_LE_S.len() + 1);
+        let doc = doc();
+        for req in [&a, &b] {
+            for t in &req.timeseries {
+                assert!(t
+                    .samples
+                    .windows(2)
+                    .all(|w| w[0].timestamp < w[1].timestamp));
+                let name = &t
+                    .labels
+                    .iter()
+                    .find(|l| l.name == "__name__")
+                    .unwrap()
+                    .value;
+                assert!(
+                    doc.lines().any(|l| l.starts_with(&format!("| `{name}` |"))),
+                    "series {name} is not documented in docs/loadtest-coordinator.md"
+                );
+            }
+        }
     }
 }

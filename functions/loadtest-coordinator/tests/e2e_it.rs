@@ -390,6 +390,7 @@ mod grafana {
             ("LOADTEST_COORD_FINALIZE_WAIT_SECONDS", "30"),
             ("LOADTEST_COORD_SHARD_RPS", "10"),
             ("LOADTEST_COORD_SSE_CLIENTS_PER_SHARD", "10"),
+            ("LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS", "1"),
         ] {
             env.push((k.to_string(), v.to_string()));
         }
@@ -428,6 +429,7 @@ mod grafana {
             ("grafana-http", scenario("grafana-http", &target, 15, "4s")),
             ("grafana-sse", sse),
         ];
+        let mut http_sent = 0.0;
         for (name, sc) in runs {
             // Named scenarios (uploaded as Terraform does): only a named run keeps a release
             // gate, and the dashboard's gate panel reads its series.
@@ -451,7 +453,67 @@ mod grafana {
                 "{name}: a finished run: {r:#}"
             );
             assert_eq!(r["remote_write"], "sent", "{name}: {r:#}");
+            assert!(
+                !r["notes"].to_string().contains("remote write of its steps"),
+                "{name}: {}",
+                r["notes"]
+            );
+            if name == "grafana-http" {
+                http_sent = r["numbers"]["sent"].as_f64().unwrap();
+            }
         }
+
+        // The HTTP run's requests arrived step by step (1-second steps of a 4-second run, a 0
+        // at t0, the summary last), as one counter whose last point is the run's total; the
+        // buckets give a p95 of the same order as the merged histograms'.
+        let sel = r#"{testid="grafana-http-run"}"#;
+        let scalar = |v: Value| -> f64 {
+            v[0]["value"][1]
+                .as_str()
+                .unwrap_or("NaN")
+                .parse()
+                .unwrap_or(f64::NAN)
+        };
+        let points = scalar(
+            query(
+                &prom.url,
+                &format!("count_over_time(k6_http_reqs_total{sel}[1h])"),
+            )
+            .await,
+        );
+        assert!(
+            points >= 5.0,
+            "k6_http_reqs_total has {points} samples: one per step expected"
+        );
+        let first = scalar(
+            query(
+                &prom.url,
+                &format!("min_over_time(k6_http_reqs_total{sel}[1h])"),
+            )
+            .await,
+        );
+        let last = scalar(
+            query(
+                &prom.url,
+                &format!("max_over_time(k6_http_reqs_total{sel}[1h])"),
+            )
+            .await,
+        );
+        assert_eq!(
+            (first, last),
+            (0.0, http_sent),
+            "the counter runs from 0 to the run's total"
+        );
+        let inf = scalar(query(&prom.url, r#"max_over_time(k6_http_req_duration_seconds_bucket{testid="grafana-http-run",le="+Inf"}[1h])"#).await);
+        assert!(
+            inf > 0.0 && inf <= http_sent,
+            "+Inf bucket {inf} of {http_sent} sent"
+        );
+        let p95 = scalar(query(&prom.url, &format!("histogram_quantile(0.95, sum by (le) (increase(k6_http_req_duration_seconds_bucket{sel}[1h])))")).await);
+        assert!(
+            (0.025..=0.25).contains(&p95),
+            "p95 from buckets {p95} s (target: 20 ms median, 60 ms p95)"
+        );
 
         // Every series a panel names holds samples of this run, and every panel's query answers.
         let mut empty = vec![];

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use loadtest_core::{
-    encode_histogram, new_histogram, ErrorCounts, Executor, Schedule, ShardRequest, ShardResult,
-    SseResult,
+    encode_histogram, new_histogram, timeline_bucket, ErrorCounts, Executor, Schedule,
+    ShardRequest, ShardResult, SseResult, TimelineStep,
 };
 use shared::SuiteError;
 use tokio::sync::Notify;
@@ -207,6 +207,21 @@ struct Stats {
     last_send: Option<Instant>,
     /// Least-squares sums of (send order, seconds since the first send).
     fit: [f64; 5],
+    /// Per-step counts (`ShardRequest::timeline_step_ms`), by step number.
+    steps: std::collections::BTreeMap<u64, TimelineStep>,
+}
+
+/// Where a request falls in the timeline: t0 and the step length.
+#[derive(Clone, Copy)]
+struct Timeline {
+    t0: Instant,
+    step_ms: u64,
+}
+
+impl Timeline {
+    fn step_of(&self, due: Instant) -> u64 {
+        due.saturating_duration_since(self.t0).as_millis() as u64 / self.step_ms.max(1)
+    }
 }
 
 impl Stats {
@@ -244,7 +259,13 @@ impl Stats {
             first_send: None,
             last_send: None,
             fit: [0.0; 5],
+            steps: Default::default(),
         }
+    }
+
+    fn step(&mut self, tl: Option<Timeline>, due: Instant) -> Option<&mut TimelineStep> {
+        let n = tl?.step_of(due);
+        Some(self.steps.entry(n).or_insert_with(|| TimelineStep::new(n)))
     }
 
     fn failure(&mut self, f: Failure) {
@@ -268,6 +289,7 @@ struct Ctx {
     template: RequestTemplate,
     transport: Transport,
     timeout: Duration,
+    timeline: Option<Timeline>,
 }
 
 async fn resolve(authority: &str) -> Vec<SocketAddr> {
@@ -372,6 +394,10 @@ async fn run_http(
         template,
         transport,
         timeout: sc.request_timeout(),
+        timeline: req
+            .timeline_step_ms
+            .filter(|s| *s > 0)
+            .map(|step_ms| Timeline { t0, step_ms }),
     });
     let mut result = base_result(req);
     let mut timer = PreciseTimer::new();
@@ -388,6 +414,16 @@ async fn run_http(
         if due >= stop_at {
             let left = scheduled - n as u64;
             dropped += left;
+            if let Some(tl) = ctx.timeline {
+                let mut st = ctx.stats.borrow_mut();
+                for j in stripe().skip(n) {
+                    if let Some(o) = schedule.offset(j) {
+                        if let Some(s) = st.step(Some(tl), t0 + o) {
+                            s.dropped += 1;
+                        }
+                    }
+                }
+            }
             stopped_early = Some(format!(
                 "deadline: stopped {} ms before the invocation deadline; {left} requests of the window not sent",
                 settings.deadline_margin.as_millis()
@@ -398,10 +434,16 @@ async fn run_http(
         if ctx.in_flight.get() >= cap {
             dropped += 1;
             dropped_at_cap += 1;
+            if let Some(s) = ctx.stats.borrow_mut().step(ctx.timeline, due) {
+                s.dropped += 1;
+            }
             continue;
         }
         ctx.in_flight.set(ctx.in_flight.get() + 1);
         sent += 1;
+        if let Some(s) = ctx.stats.borrow_mut().step(ctx.timeline, due) {
+            s.sent += 1;
+        }
         tokio::task::spawn_local(one_request(ctx.clone(), i, due));
     }
 
@@ -435,6 +477,7 @@ async fn run_http(
     result.scheduler_lag_us = encode(&st.lag)?;
     result.bytes_received = st.bytes;
     result.stopped_early = stopped_early;
+    result.timeline = std::mem::take(&mut st.steps).into_values().collect();
     result.finished_unix_ms = unix_ms_now();
     Ok(RunReport {
         result,
@@ -470,12 +513,19 @@ async fn one_request(ctx: Rc<Ctx>, i: u64, intended: Instant) {
             Ok(Ok((status, bytes))) => {
                 // Every answered request is in the latency histograms, errors included (as
                 // k6's http_req_duration); timeouts and connect failures are not.
-                st.latency.saturating_record(us(done - intended).max(1));
+                let latency = us(done - intended).max(1);
+                st.latency.saturating_record(latency);
                 if let Some(actual) = sent_at.get() {
                     st.uncorrected.saturating_record(us(done - actual).max(1));
                 }
                 st.bytes += bytes;
-                if (200..400).contains(&status) {
+                let ok = (200..400).contains(&status);
+                if let Some(s) = st.step(ctx.timeline, intended) {
+                    s.buckets[timeline_bucket(latency)] += 1;
+                    s.latency_sum_us += latency;
+                    s.ok += u64::from(ok);
+                }
+                if ok {
                     st.ok += 1;
                 } else {
                     *st.errors.status.entry(status.to_string()).or_default() += 1;

@@ -532,3 +532,62 @@ async fn a_repeated_invocation_after_the_window_sends_nothing() {
     );
     assert_eq!(handle.served(), 0);
 }
+
+/// Asked for a timeline, the shard counts its requests per step of their intended send time,
+/// and the steps add up to the totals it reports: sent, ok, dropped (an in-flight cap of 2
+/// against a 40 ms target at 100/s drops), and every answered latency in exactly one bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_adds_up_to_the_totals_step_by_step() {
+    let (addr, _handle) = target(TargetConfig {
+        latency: "fixed:40ms".parse().unwrap(),
+        error_rate: 0.1,
+        ..Default::default()
+    })
+    .await;
+    let mut req = request(
+        addr,
+        "/api/v1/quotes/generate",
+        rate(100, "2s", 2),
+        (0, 2000),
+        (0, 1),
+    );
+    req.timeline_step_ms = Some(500);
+    let r = run_shard(req, settings(), far()).await.unwrap();
+    balanced(&r);
+    let x = &r.result;
+    assert!(x.dropped > 0 && x.ok > 0 && x.errors.total() > 0, "{x:?}");
+    let steps: Vec<u64> = x.timeline.iter().map(|s| s.step).collect();
+    assert_eq!(steps, [0, 1, 2, 3], "{:?}", x.timeline);
+    for s in &x.timeline {
+        assert_eq!(s.sent + s.dropped, 50, "100/s over 500 ms: {s:?}");
+        assert_eq!(s.buckets.len(), loadtest_core::TIMELINE_LE_S.len() + 1);
+    }
+    let sum = |f: fn(&loadtest_core::TimelineStep) -> u64| x.timeline.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|s| s.sent), x.sent);
+    assert_eq!(sum(|s| s.ok), x.ok);
+    assert_eq!(sum(|s| s.dropped), x.dropped);
+    assert_eq!(sum(|s| s.errors()), x.errors.total());
+    assert_eq!(sum(|s| s.buckets.iter().sum()), h(&x.latency_us).len());
+    // 40 ms answers (from the intended send time) sit in le=0.05 or just above, never below 25 ms.
+    let below_25ms: u64 = x
+        .timeline
+        .iter()
+        .map(|s| s.buckets[..3].iter().sum::<u64>())
+        .sum();
+    assert_eq!(below_25ms, 0, "{:?}", x.timeline);
+    // Without the field, no timeline (the response stays as small as before).
+    let r = run_shard(
+        request(
+            addr,
+            "/api/v1/quotes/generate",
+            rate(20, "1s", 10),
+            (0, 1000),
+            (0, 1),
+        ),
+        settings(),
+        far(),
+    )
+    .await
+    .unwrap();
+    assert!(r.result.timeline.is_empty());
+}
