@@ -113,6 +113,10 @@ locals {
   ltc_remote_write = var.loadtest_remote_write_url != null ? var.loadtest_remote_write_url : (
     var.prometheus_url == null ? "" : "${trimsuffix(var.prometheus_url, "/")}/api/v1/write"
   )
+  # An Amazon Managed Service for Prometheus endpoint (https://aps-workspaces.<region>.amazonaws.com/
+  # workspaces/<id>/api/v1/remote_write): the coordinator signs with SigV4 (region from the URL)
+  # and needs aps:RemoteWrite on that workspace. [region, workspace id], or null.
+  ltc_amp       = try(regex("^https://aps-workspaces\\.([a-z0-9-]+)\\.amazonaws\\.com/workspaces/([^/]+)/", local.ltc_remote_write), null)
   ltc_name      = "loadtest-coordinator-${var.environment}"
   ltc_zip       = coalesce(var.loadtest_coordinator_zip, "${coalesce(var.artifacts_dir, "${path.root}/../target/lambda")}/loadtest-coordinator/bootstrap.zip")
   ltc_arn       = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.ltc_name}"
@@ -179,6 +183,16 @@ data "aws_iam_policy_document" "loadtest_coordinator" {
     sid       = "PublishIncidentsAndNotices"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.loadtest_incidents.arn, aws_sns_topic.slo_info.arn]
+  }
+
+  # Remote write to Amazon Managed Service for Prometheus (SigV4-signed, service "aps").
+  dynamic "statement" {
+    for_each = local.ltc_amp == null ? [] : [local.ltc_amp]
+    content {
+      sid       = "RemoteWriteToAmp"
+      actions   = ["aps:RemoteWrite"]
+      resources = ["arn:${local.partition}:aps:${statement.value[0]}:${local.account_id}:workspace/${statement.value[1]}"]
+    }
   }
 }
 

@@ -138,6 +138,7 @@ pub fn scan(repo: &Path, name: &str) -> Code {
         let clients = source::typed_clients(&c);
         let (calls, unknown) = source::sdk_calls(&file, &c, &clients);
         code.calls.extend(calls);
+        code.calls.extend(source::signed_http_calls(&file, &src));
         code.unattributed.extend(unknown);
         fn_text.push_str(&c.code);
         fn_text.push('\n');

@@ -892,6 +892,26 @@ fn receiver_tail(s: &str, end: usize) -> String {
 }
 
 /// `put_object` -> `PutObject`, `list_objects_v2` -> `ListObjectsV2`.
+/// Calls the scan cannot see as SDK calls (an HTTP request signed with SigV4 by hand, such
+/// as a remote write to Amazon Managed Service for Prometheus): a comment
+/// `// iam-action: <prefix>:<Action>` where the request is signed names the action it needs,
+/// and the IAM check holds the role policy to it like any SDK call.
+pub fn signed_http_calls(file: &str, src: &str) -> Vec<SdkCall> {
+    src.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let rest = l.split("// iam-action:").nth(1)?;
+            let (service, action) = rest.split_whitespace().next()?.split_once(':')?;
+            Some(SdkCall {
+                service: service.to_string(),
+                method: action.to_string(),
+                file: file.to_string(),
+                line: i + 1,
+            })
+        })
+        .collect()
+}
+
 pub fn pascal(snake: &str) -> String {
     snake
         .split('_')

@@ -41,6 +41,10 @@ pub struct Settings {
     /// `LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS` (10): the spacing of the samples each slice
     /// writes of its requests (counters and latency buckets), so `rate()` sees the run.
     pub remote_write_step: Duration,
+    /// `LOADTEST_COORD_REMOTE_WRITE_SIGV4_REGION`: sign the remote write with SigV4 (service
+    /// `aps`) for this region. Unset: signed when the URL is Amazon Managed Service for
+    /// Prometheus's (`aps-workspaces.<region>.amazonaws.com`, the region taken from it).
+    pub remote_write_sigv4_region: Option<String>,
     /// `LOADTEST_COORD_INCIDENT_TOPIC_ARN`: SNS topic for REL incidents (optional locally).
     pub incident_topic_arn: Option<String>,
     /// `LOADTEST_COORD_NOTICE_TOPIC_ARN`: where a run with no verdict (ERROR) and the next
@@ -154,6 +158,13 @@ impl Settings {
                 .get("LOADTEST_COORD_REMOTE_WRITE_URL")
                 .map(str::to_string),
             remote_write_step: secs("LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS", 10)?,
+            remote_write_sigv4_region: vars
+                .get("LOADTEST_COORD_REMOTE_WRITE_SIGV4_REGION")
+                .map(str::to_string)
+                .or_else(|| {
+                    vars.get("LOADTEST_COORD_REMOTE_WRITE_URL")
+                        .and_then(crate::remote_write::amp_region)
+                }),
             incident_topic_arn: vars
                 .get("LOADTEST_COORD_INCIDENT_TOPIC_ARN")
                 .map(str::to_string),
@@ -253,6 +264,34 @@ mod tests {
         assert_eq!(d.self_function, "loadtest-coordinator");
         assert_eq!(d.plan.slice, Duration::from_secs(600));
         assert!(d.worst_invocation() <= Duration::from_secs(870));
+        assert_eq!(d.remote_write_step, Duration::from_secs(10));
+        assert_eq!(d.remote_write_sigv4_region, None);
+    }
+
+    #[test]
+    fn an_amp_endpoint_is_signed_for_its_region() {
+        let amp =
+            "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write";
+        let d = s(&[("LOADTEST_COORD_REMOTE_WRITE_URL", amp)]).unwrap();
+        assert_eq!(d.remote_write_sigv4_region.as_deref(), Some("eu-west-1"));
+        let d = s(&[
+            (
+                "LOADTEST_COORD_REMOTE_WRITE_URL",
+                "https://amp-vpce.internal/workspaces/ws-1/api/v1/remote_write",
+            ),
+            ("LOADTEST_COORD_REMOTE_WRITE_SIGV4_REGION", "us-east-2"),
+        ])
+        .unwrap();
+        assert_eq!(d.remote_write_sigv4_region.as_deref(), Some("us-east-2"));
+        let d = s(&[(
+            "LOADTEST_COORD_REMOTE_WRITE_URL",
+            "http://prometheus:9090/api/v1/write",
+        )])
+        .unwrap();
+        assert_eq!(
+            d.remote_write_sigv4_region, None,
+            "a plain Prometheus is not signed"
+        );
     }
 
     #[test]
@@ -277,6 +316,10 @@ mod tests {
             (
                 vec![("LOADTEST_COORD_REMOTE_WRITE_URL", "prom:9090")],
                 "LOADTEST_COORD_REMOTE_WRITE_URL",
+            ),
+            (
+                vec![("LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS", "0")],
+                "LOADTEST_COORD_REMOTE_WRITE_STEP_SECONDS",
             ),
             (
                 vec![

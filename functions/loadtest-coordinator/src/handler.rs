@@ -19,6 +19,7 @@ pub struct Deps<S: Store, I: Invoker, N: Notifier> {
     pub invoker: I,
     pub notifier: N,
     pub http: reqwest::Client,
+    pub sigv4: Option<crate::remote_write::SigV4>,
 }
 
 impl Deps<S3Store, LambdaInvoker, SnsNotifier> {
@@ -50,6 +51,23 @@ impl Deps<S3Store, LambdaInvoker, SnsNotifier> {
             )
             .with_notice_topic(settings.notice_topic_arn.clone()),
             http: http_client()?,
+            sigv4: match (
+                &settings.remote_write_sigv4_region,
+                clients.sdk.credentials_provider(),
+            ) {
+                (Some(region), Some(credentials)) => Some(crate::remote_write::SigV4 {
+                    region: region.clone(),
+                    credentials,
+                }),
+                (Some(_), None) => {
+                    return Err(SuiteError::Config {
+                        var: "LOADTEST_COORD_REMOTE_WRITE_SIGV4_REGION".into(),
+                        problem: "SigV4 signing asked for, and the SDK found no AWS credentials"
+                            .into(),
+                    })
+                }
+                (None, _) => None,
+            },
             common,
             settings,
         })
@@ -181,6 +199,7 @@ async fn handle_inner<S: Store, I: Invoker, N: Notifier>(
         settings: &deps.settings,
         common: &deps.common,
         http: &deps.http,
+        sigv4: deps.sigv4.as_ref(),
     };
     match parse_event(&payload)? {
         Job::Start(req) => engine.start(req).await,

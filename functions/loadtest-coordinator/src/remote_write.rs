@@ -114,6 +114,72 @@ pub fn retryable(status: reqwest::StatusCode) -> bool {
     status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
 }
 
+/// AWS Signature Version 4 for Amazon Managed Service for Prometheus (service `aps`): its
+/// remote-write endpoint refuses an unsigned request with 403. The credentials are the
+/// function's (the SDK's provider chain: the execution role on Lambda), fetched per push so a
+/// rotated session is picked up.
+#[derive(Clone, Debug)]
+pub struct SigV4 {
+    pub region: String,
+    pub credentials: aws_credential_types::provider::SharedCredentialsProvider,
+}
+
+/// The service name AMP signs for.
+pub const AMP_SERVICE: &str = "aps";
+
+/// The region of an AMP remote-write URL (`https://aps-workspaces.<region>.amazonaws.com/…`).
+pub fn amp_region(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split(['/', ':']).next()?;
+    let rest = host.strip_prefix("aps-workspaces.")?;
+    let region = rest.strip_suffix(".amazonaws.com")?;
+    (!region.is_empty() && !region.contains('.')).then(|| region.to_string())
+}
+
+impl SigV4 {
+    /// The headers that sign a POST of `body` to `url` with `headers` (each of which is
+    /// signed): `Authorization`, `X-Amz-Date` and, for temporary credentials,
+    /// `X-Amz-Security-Token`.
+    pub async fn sign(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        let creds = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("SigV4: no AWS credentials: {e}"))?;
+        let identity: aws_smithy_runtime_api::client::identity::Identity = creds.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(AMP_SERVICE)
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("SigV4: {e}"))?
+            .into();
+        // iam-action: aps:RemoteWrite (infra/loadtest_coordinator.tf grants it on the workspace)
+        let request = SignableRequest::new(
+            "POST",
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| format!("SigV4: {e}"))?;
+        let (instructions, _) = sign(request, &params)
+            .map_err(|e| format!("SigV4: {e}"))?
+            .into_parts();
+        Ok(instructions
+            .headers()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+}
+
 /// POSTs the body, retrying 5xx, 429 and transport errors (honouring `Retry-After` in
 /// seconds) and never another 4xx. `Ok(attempts)`; errors carry the receiver's status and
 /// message and how many attempts were made.
@@ -123,14 +189,44 @@ pub async fn push(
     body: Vec<u8>,
     retry: Retry,
 ) -> Result<u32, String> {
+    push_signed(client, url, body, retry, None).await
+}
+
+/// [`push`], each attempt signed with SigV4 when `sigv4` is set (signed anew per attempt:
+/// the signature carries the time, and AMP refuses one more than 5 minutes old).
+pub async fn push_signed(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    retry: Retry,
+    sigv4: Option<&SigV4>,
+) -> Result<u32, String> {
     let mut last = String::new();
+    let headers = [
+        ("content-encoding", CONTENT_ENCODING),
+        ("content-type", CONTENT_TYPE),
+        ("x-prometheus-remote-write-version", VERSION),
+    ];
     for attempt in 1..=retry.attempts.max(1) {
+        let mut extra: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(signer) = sigv4 {
+            extra.extend(signer.sign(url, &headers, &body).await?);
+        }
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in &extra {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| format!("header {k}: {e}"))?;
+            let value = reqwest::header::HeaderValue::from_str(v)
+                .map_err(|e| format!("header {k}: {e}"))?;
+            map.insert(name, value);
+        }
         let sent = client
             .post(url)
-            .header("Content-Encoding", CONTENT_ENCODING)
-            .header("Content-Type", CONTENT_TYPE)
-            .header("X-Prometheus-Remote-Write-Version", VERSION)
             .header("User-Agent", USER_AGENT)
+            .headers(map)
             .body(body.clone())
             .send()
             .await;

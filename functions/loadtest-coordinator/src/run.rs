@@ -114,6 +114,8 @@ pub struct Engine<'a, S: Store, I: Invoker, N: Notifier> {
     pub settings: &'a Settings,
     pub common: &'a CommonConfig,
     pub http: &'a reqwest::Client,
+    /// Signs the remote write for Amazon Managed Service for Prometheus (config.rs).
+    pub sigv4: Option<&'a crate::remote_write::SigV4>,
 }
 
 /// Why a run is ad hoc (it then never touches the named gate or baseline): an inline scenario
@@ -413,7 +415,9 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             Ok(b) => b,
             Err(e) => return format!("failed: {e}"),
         };
-        match crate::remote_write::push(self.http, url, body, Default::default()).await {
+        match crate::remote_write::push_signed(self.http, url, body, Default::default(), self.sigv4)
+            .await
+        {
             Ok(1) => "sent".into(),
             Ok(n) => format!("sent (attempt {n})"),
             Err(e) => {

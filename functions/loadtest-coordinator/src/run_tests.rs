@@ -280,6 +280,7 @@ macro_rules! engine {
             settings: &$settings,
             common: &$common,
             http: &$http,
+            sigv4: None,
         }
     };
 }
@@ -1052,6 +1053,7 @@ async fn a_crash_at_any_step_of_the_gate_leaves_one_rel_once_redelivered() {
                 settings: st,
                 common,
                 http,
+                sigv4: None,
             };
             let req = || StartRequest {
                 scenario: named.clone(),

@@ -229,6 +229,7 @@ async fn artifacts_gate_and_incidents_in_s3_and_sns() {
         settings: &settings,
         common: &common,
         http: &http,
+        sigv4: None,
     };
 
     // The scenario file lives in S3 under k6/scenarios/.
@@ -562,6 +563,7 @@ async fn racing_finalizers_lose_no_update_on_s3_conditional_writes() {
         settings: &settings,
         common: &common,
         http: &http,
+        sigv4: None,
     };
     let first = plain.start(req("race-0")).await.unwrap();
     assert_eq!(first["gate"]["consecutive_p95_failures"], 1, "{first}");
@@ -586,6 +588,7 @@ async fn racing_finalizers_lose_no_update_on_s3_conditional_writes() {
         settings: &settings,
         common: &common,
         http: &http,
+        sigv4: None,
     };
     let (a, b) = tokio::join!(engine.start(req("race-a")), engine.start(req("race-b")));
     let (a, b) = (a.unwrap(), b.unwrap());

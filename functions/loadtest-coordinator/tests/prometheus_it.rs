@@ -51,16 +51,15 @@ async fn query(prom: &str, q: &str) -> f64 {
     panic!("{q}: no result from Prometheus");
 }
 
-#[tokio::test]
-async fn prometheus_receives_the_summary_and_answers_queries() {
-    let prom = common::prometheus();
+/// A finished run's report: two shards, 900 requests at 50 ms and 100 at 2,000 ms.
+fn report() -> RunReport {
     // Two shards: 900 requests at 50 ms and 100 at 2,000 ms (p95 is a slow one).
     let mut a = Aggregate::default();
     a.add_result(&shard(0, &[50; 900], 3), 900).unwrap();
     a.add_result(&shard(1, &[2000; 100], 0), 110).unwrap();
     a.add_failed(0, 2, 40, false, "timed out");
     let numbers = Numbers::of(&a, 100.0);
-    let report = RunReport {
+    RunReport {
         run_id: "prom-run".into(),
         scenario: "quote-generation".into(),
         environment: "local".into(),
@@ -96,7 +95,13 @@ async fn prometheus_receives_the_summary_and_answers_queries() {
         remote_write: String::new(),
         notes: vec![],
         tags: [("service".to_string(), "quotes".to_string())].into(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn prometheus_receives_the_summary_and_answers_queries() {
+    let prom = common::prometheus();
+    let report = report();
     let now = chrono::Utc::now().timestamp_millis();
     let body = encode(&prom_series(&report, now)).unwrap();
     push(
@@ -152,4 +157,101 @@ async fn prometheus_receives_the_summary_and_answers_queries() {
         err.contains("HTTP 400") && err.contains("not retried"),
         "{err}"
     );
+}
+
+/// SigV4 for Amazon Managed Service for Prometheus, checked by an independent implementation:
+/// tools/amp-receiver.py recomputes the signature with botocore over the signed headers, the
+/// path and the body, as AMP does. A signed push is taken at once; an unsigned one, one signed
+/// with the wrong secret or for the wrong region is refused with 403 and sent only once (a
+/// 4xx is never retried).
+#[tokio::test]
+async fn a_signed_remote_write_passes_an_independent_sigv4_check() {
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_credential_types::Credentials;
+    use loadtest_coordinator::remote_write::{amp_region, push_signed, Retry, SigV4};
+    use std::time::Duration;
+    use suite_tests::{
+        free_port, log_dir, spawn_supervised, venv_bin, wait_for_port, workspace_root,
+    };
+
+    let port = free_port();
+    let log = log_dir().join(format!("amp-receiver-{port}.log"));
+    let script = workspace_root().join("tools/amp-receiver.py");
+    spawn_supervised(
+        &venv_bin("python3"),
+        &[
+            script.to_str().unwrap(),
+            &port.to_string(),
+            "AKIDEXAMPLE",
+            "s3cr3t",
+            "eu-west-1",
+        ],
+        &[],
+        &workspace_root(),
+        &log,
+    );
+    wait_for_port(port, Duration::from_secs(20), "amp-receiver.py", &log);
+    let url = format!("http://127.0.0.1:{port}/workspaces/ws-0123/api/v1/remote_write");
+    let signer = |secret: &str, region: &str| SigV4 {
+        region: region.into(),
+        credentials: SharedCredentialsProvider::new(Credentials::new(
+            "AKIDEXAMPLE",
+            secret,
+            Some("session-token".into()),
+            None,
+            "test",
+        )),
+    };
+    let quick = Retry {
+        attempts: 3,
+        base: Duration::from_millis(5),
+        max: Duration::from_millis(20),
+    };
+    let report = report();
+    let body = encode(&prom_series(&report, chrono::Utc::now().timestamp_millis())).unwrap();
+    let client = reqwest::Client::new();
+    assert_eq!(
+        push_signed(
+            &client,
+            &url,
+            body.clone(),
+            quick,
+            Some(&signer("s3cr3t", "eu-west-1"))
+        )
+        .await,
+        Ok(1)
+    );
+    for (why, sig) in [
+        ("unsigned", None),
+        ("wrong secret", Some(signer("guess", "eu-west-1"))),
+        ("wrong region", Some(signer("s3cr3t", "us-east-1"))),
+    ] {
+        let e = push_signed(&client, &url, body.clone(), quick, sig.as_ref())
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("HTTP 403") && e.contains("not retried"),
+            "{why}: {e}"
+        );
+    }
+    let counts: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{port}/received"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        serde_json::json!({"accepted": 1, "refused": 3}),
+        "each refusal sent once"
+    );
+    assert_eq!(
+        amp_region(
+            "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
+        ),
+        Some("eu-west-1".into())
+    );
+    assert_eq!(amp_region("http://prometheus:9090/api/v1/write"), None);
 }

@@ -169,6 +169,7 @@ async fn lost_create_answers_and_bursts_neither_lose_a_run_nor_run_it_twice() {
         settings: &settings,
         common: &common,
         http: &http,
+        sigv4: None,
     };
     let start = |run: &'static str| {
         let engine = &engine;
