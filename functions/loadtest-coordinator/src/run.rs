@@ -464,22 +464,50 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         Ok(Some(self.remote_write(&req).await))
     }
 
-    /// A redelivery of the invocation that ran the last slice `k`, after every slice's
-    /// result was written and before the report was (a crash in `finalize`): finalize again,
-    /// which is idempotent (release.rs) and, with every partial there, waits for nothing.
-    /// `None` otherwise: the slice is not the last, a slice is still running (a duplicate
-    /// delivery then answers DUPLICATE at once, as before: it must not hold up the delivery
-    /// that is still finalizing), or the run is complete.
+    /// A redelivery of the invocation that ran slice `k` and had to finalize the run, cut
+    /// after the slice's result was written and before the report was (a crash in
+    /// `finalize`): finalize again, which is idempotent (release.rs). The three ways slice
+    /// `k` finalizes:
+    /// - it is the last slice and every partial is there;
+    /// - an earlier slice's abortOnFail stopped the run at `k` (run_slice finalized `0..k`);
+    /// - its handoff failed (run_slice finalized `0..=k`): the next slice was never claimed
+    ///   and its window opened longer than the shard grace ago. This delivery then claims the
+    ///   next slice itself, so a coordinator arriving even later cannot run it after the report.
+    ///
+    /// `None` otherwise: a slice is still running or the next one may still come (a duplicate
+    /// delivery then answers DUPLICATE at once: it must not hold up a delivery that is still
+    /// at work), or the run is complete.
     async fn finalize_if_cut(&self, run: &RunDoc, k: u32) -> SuiteResult<Option<Value>> {
         let n = run.plan.slices.len() as u32;
-        if k + 1 != n {
+        let mut earlier = vec![];
+        for i in 0..k {
+            earlier.push(self.partial(run, i).await?);
+        }
+        let abort = earlier.iter().flatten().find_map(|p| p.abort.clone());
+        let this = if abort.is_none() {
+            self.partial(run, k).await?
+        } else {
+            None
+        };
+        let complete = earlier.iter().all(Option::is_some) && this.is_some();
+        let cut = if let Some(why) = abort {
+            Some((k, Some(why)))
+        } else if complete && k + 1 == n {
+            Some((n, None))
+        } else if complete && self.next_slice_never_came(run, k).await? {
+            Some((
+                k + 1,
+                Some(format!(
+                    "handoff to slice {} failed: it was never claimed (finalized on a redelivery of slice {k})",
+                    k + 1
+                )),
+            ))
+        } else {
+            None
+        };
+        let Some((upto, why)) = cut else {
             return Ok(None);
-        }
-        for i in 0..n {
-            if self.partial(run, i).await?.is_none() {
-                return Ok(None);
-            }
-        }
+        };
         if self
             .store
             .get(&format!("{}report.json", run.folder))
@@ -488,8 +516,39 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         {
             return Ok(None);
         }
-        tracing::warn!(run_id = %run.run_id, slice = k, "redelivered after the last slice finished and before its report: finalizing again");
-        self.finalize(run, n, None).await.map(Some)
+        tracing::warn!(run_id = %run.run_id, slice = k, upto, reason = ?why, "redelivered after the slice that finalizes the run and before its report: finalizing again");
+        self.finalize(run, upto, why).await.map(Some)
+    }
+
+    /// Whether slice `k + 1` was never started and never will be: its window opened more
+    /// than the shard grace ago and nobody claimed it. Claims it (for nobody) when so.
+    async fn next_slice_never_came(&self, run: &RunDoc, k: u32) -> SuiteResult<bool> {
+        let Some(next) = run.plan.slices.get(k as usize + 1) else {
+            return Ok(false);
+        };
+        if now_ms() < run.t0_unix_ms + next.window.from_ms + run.grace_ms {
+            return Ok(false);
+        }
+        let key = self.slice_key(&run.run_id, k + 1, "claim");
+        let marker = format!("never claimed: the run was finalized after slice {k}");
+        if self
+            .store
+            .create(
+                &key,
+                Bytes::from(format!("{} {marker}", iso(now_ms()))),
+                "text/plain",
+            )
+            .await?
+        {
+            return Ok(true);
+        }
+        // Claimed already: by a coordinator of that slice, or by an earlier repair that was
+        // cut in turn (its marker says so).
+        Ok(self
+            .store
+            .get(&key)
+            .await?
+            .is_some_and(|b| String::from_utf8_lossy(&b).ends_with(&marker)))
     }
 
     pub async fn run_slice(&self, run: &RunDoc, k: u32) -> SuiteResult<Value> {
@@ -943,7 +1002,15 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
                     .prev
                     .as_ref()
                     .is_some_and(|p| p.last_run_error.is_some());
-                if !applied.replay && (no_verdict.is_some() || was_error) {
+                // A redelivery (a replay for the gate) tells the owners of an ERROR run again
+                // while no later run has been applied: the first delivery may have been cut
+                // before its notice, and alert-router drops a second delivery of the same id.
+                let tell = if applied.replay {
+                    no_verdict.is_some() && applied.gate.last_run_id == run.run_id
+                } else {
+                    no_verdict.is_some() || was_error
+                };
+                if tell {
                     let notice = no_verdict_notice(
                         &self.common.environment,
                         &scenario,

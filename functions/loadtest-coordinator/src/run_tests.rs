@@ -505,6 +505,31 @@ async fn two_outages_give_no_verdict_and_never_block() {
         )
         .await;
         reports.push(out.last().cloned().unwrap());
+        if i == 0 {
+            // Cut before its report (and maybe before its notice), then redelivered: the
+            // owners are told again, under the same notice id.
+            let folder = reports[0]["artifacts"]["report"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("s3://reports/")
+                .to_string();
+            store.0.lock().unwrap().remove(&folder);
+            let again = engine
+                .start(StartRequest {
+                    scenario: ScenarioRef::Named("quote-generation".into()),
+                    run_id: Some("down0".into()),
+                    base_url: None,
+                })
+                .await
+                .unwrap();
+            assert_eq!(again["status"], "ERROR", "{again}");
+            let n = sns.1.lock().unwrap().clone();
+            assert_eq!(n.len(), 2, "{n:?}");
+            assert_eq!(
+                n[0].id, n[1].id,
+                "one notice id: alert-router delivers it once"
+            );
+        }
         if i == 1 {
             let gate = store.json("k6/gate/quote-generation.json");
             assert_eq!(gate["consecutive_p95_failures"], 0, "{gate}");
@@ -530,13 +555,35 @@ async fn two_outages_give_no_verdict_and_never_block() {
         "{:?}",
         store.keys()
     );
-    // The owners were told twice, then told it is over, on one key.
+    // A redelivery of down1 after down2 was applied tells nobody again (its ERROR is over).
+    let folder = reports[1]["artifacts"]["report"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://reports/")
+        .to_string();
+    store.0.lock().unwrap().remove(&folder);
+    let late = engine
+        .start(StartRequest {
+            scenario: ScenarioRef::Named("quote-generation".into()),
+            run_id: Some("down1".into()),
+            base_url: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(late["status"], "ERROR", "{late}");
+    // The owners were told twice (the first run twice, redelivered), then told it is over,
+    // on one key.
     let notices = sns.1.lock().unwrap().clone();
     let actions: Vec<_> = notices.iter().map(|n| n.action).collect();
     use shared::notifications::Action;
     assert_eq!(
         actions,
-        vec![Action::Trigger, Action::Trigger, Action::Resolve],
+        vec![
+            Action::Trigger,
+            Action::Trigger,
+            Action::Trigger,
+            Action::Resolve
+        ],
         "{notices:?}"
     );
     assert!(notices
@@ -1284,4 +1331,85 @@ async fn an_ab_run_interleaves_its_arms_and_judges_each_on_its_own_histogram() {
         assert_eq!(again["replayed"], true);
         assert_eq!(again["status"], verdict);
     }
+}
+
+/// Slice 0's handoff fails (the Invoke API refuses every attempt), so slice 0 finalizes the
+/// run itself; suppose it was cut before its report (the report removed here) and the
+/// scheduler redelivers the start. The redelivery finds slice 1 never claimed after its
+/// window and grace, claims it so no late coordinator can run it, and finishes the report:
+/// the same verdict, the gate not counted twice. A late continuation of slice 1 then answers
+/// DUPLICATE and sends no load.
+#[tokio::test]
+async fn a_run_cut_after_a_failed_handoff_is_finished_by_its_redelivery() {
+    let (common, st) = settings("2");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    drop(rx); // every continuation refused
+    let store = MapStore::default();
+    let shards = FakeShards {
+        behaviour: Box::new(|_| Behaviour {
+            latency_ms: 1500,
+            error_every: None,
+            fail: false,
+        }),
+        continuations: tx,
+        invoked: Mutex::new(vec![]),
+    };
+    let sns = FakeSns::default();
+    let http = crate::handler::http_client().unwrap();
+    let engine = engine!(store, shards, sns, st, common, http);
+    let named = store.named(scenario(
+        "3s",
+        10,
+        json!({"http_req_duration": ["p(95)<900"]}),
+    ));
+    let start = || StartRequest {
+        scenario: named.clone(),
+        run_id: Some("cut".into()),
+        base_url: None,
+    };
+    let first = engine.start(start()).await.unwrap();
+    assert_eq!(first["slices_run"], 1, "{first:#}");
+    assert!(
+        first["aborted"]
+            .as_str()
+            .unwrap()
+            .contains("handoff to slice 1 failed"),
+        "{first:#}"
+    );
+    assert_eq!(first["gate"]["consecutive_p95_failures"], 1);
+    let run: RunDoc = serde_json::from_value(store.json("k6/runs/cut/run.json")).unwrap();
+    let report_key = format!("{}report.json", run.folder);
+    store.0.lock().unwrap().remove(&report_key);
+
+    // Before slice 1's window and grace are over, a redelivery cannot tell a failed handoff
+    // from a late one: it leaves the run alone (the same run as if it had started just now).
+    let mut young = run.clone();
+    young.t0_unix_ms = now_ms();
+    assert_eq!(engine.finalize_if_cut(&young, 0).await.unwrap(), None);
+    assert!(!store.keys().iter().any(|k| k.ends_with("slice-0001.claim")));
+    let early_until = run.t0_unix_ms + run.plan.slices[1].window.from_ms + run.grace_ms;
+    if now_ms() < early_until {
+        tokio::time::sleep(Duration::from_millis(early_until - now_ms() + 100)).await;
+    }
+    let again = engine.start(start()).await.unwrap();
+    assert_eq!(again["status"], first["status"], "{again:#}");
+    assert_eq!(again["slices_run"], 1);
+    assert!(
+        again["aborted"].as_str().unwrap().contains("never claimed"),
+        "{again:#}"
+    );
+    assert_eq!(
+        again["gate"]["consecutive_p95_failures"], 1,
+        "the redelivery is a replay for the gate: {again:#}"
+    );
+    assert!(store.keys().contains(&report_key));
+    let shard_calls = shards.invoked.lock().unwrap().len();
+    let late = engine.continue_run("cut", 1).await.unwrap();
+    assert_eq!(late["status"], "DUPLICATE", "{late:#}");
+    assert_eq!(
+        shards.invoked.lock().unwrap().len(),
+        shard_calls,
+        "no load after the report"
+    );
+    assert_eq!(sns.0.lock().unwrap().len(), 0, "one breach: no incident");
 }
