@@ -236,6 +236,8 @@ pub struct TargetConfig {
     pub sse_interval: Duration,
     /// End each SSE stream after this many events (a server-side drop); `None` never.
     pub sse_drop_after: Option<u64>,
+    /// Start each SSE stream with `retry: <ms>` (the client's reconnection time).
+    pub sse_retry: Option<Duration>,
     /// `(after, length)`: from `after` past start, API requests wait until `after + length`
     /// (a GC pause, a stuck database). More stalls: [`TargetHandle::stall_for`].
     pub stall: Option<(Duration, Duration)>,
@@ -251,6 +253,7 @@ impl Default for TargetConfig {
             drop_rate: 0.0,
             sse_interval: Duration::from_millis(1000),
             sse_drop_after: None,
+            sse_retry: None,
             stall: None,
             sampling: Sampling::Stratified,
         }
@@ -273,6 +276,7 @@ struct State {
     bulk_ids: Mutex<std::collections::HashSet<Vec<u8>>>,
     duplicate_ids: AtomicU64,
     timeline_events: AtomicU64,
+    resumed: AtomicU64,
 }
 
 /// Controls a running target. Dropping it leaves the server running (tests often hold only
@@ -319,6 +323,11 @@ impl TargetHandle {
     /// Bulk-import records whose id (first CSV column) had been seen before.
     pub fn duplicate_ids(&self) -> u64 {
         self.state.duplicate_ids.load(Ordering::Relaxed)
+    }
+
+    /// SSE streams opened with `Last-Event-ID` (a client resuming after a drop).
+    pub fn sse_resumed(&self) -> u64 {
+        self.state.resumed.load(Ordering::Relaxed)
     }
 
     pub fn timeline_events(&self) -> u64 {
@@ -369,6 +378,7 @@ pub async fn start_on(
         bulk_ids: Mutex::new(Default::default()),
         duplicate_ids: AtomicU64::new(0),
         timeline_events: AtomicU64::new(0),
+        resumed: AtomicU64::new(0),
     });
     if let Some((from, until)) = stall_until {
         // The configured stall is armed when it begins (requests before `from` are unaffected).
@@ -517,6 +527,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         st.authorized.fetch_add(1, Ordering::Relaxed);
     }
     let k = st.counter.fetch_add(1, Ordering::Relaxed);
+    // A resuming EventSource: the stream continues after the id it names.
+    let resume_after = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(tp) = req
         .headers()
         .get("traceparent")
@@ -617,6 +633,14 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             let mut r = Response::new(Either::Right(SseBody {
                 st: st.clone(),
                 sent: 0,
+                first_id: match resume_after {
+                    Some(id) => {
+                        st.resumed.fetch_add(1, Ordering::Relaxed);
+                        id + 1
+                    }
+                    None => 0,
+                },
+                retry_sent: st.config.sse_retry.is_none(),
                 // The first event goes out at once so a client sees data promptly.
                 sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
                 done: false,
@@ -639,6 +663,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
 pub struct SseBody {
     st: Arc<State>,
     sent: u64,
+    /// The id of this stream's first event (after a resume: the one after `Last-Event-ID`).
+    first_id: u64,
+    /// `retry:` went out (or none is configured).
+    retry_sent: bool,
     sleep: Pin<Box<tokio::time::Sleep>>,
     done: bool,
 }
@@ -660,6 +688,13 @@ impl hyper::body::Body for SseBody {
         if self.done {
             return Poll::Ready(None);
         }
+        if !self.retry_sent {
+            self.retry_sent = true;
+            let ms = self.st.config.sse_retry.unwrap_or_default().as_millis();
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
+                "retry: {ms}\n\n"
+            ))))));
+        }
         if let Some(n) = self.st.config.sse_drop_after {
             if self.sent >= n {
                 self.done = true;
@@ -672,7 +707,7 @@ impl hyper::body::Body for SseBody {
                 let interval = self.st.config.sse_interval;
                 let next = self.sleep.deadline() + interval;
                 self.sleep.as_mut().reset(next);
-                let n = self.sent;
+                let n = self.first_id + self.sent;
                 self.sent += 1;
                 self.st.sse_events.fetch_add(1, Ordering::Relaxed);
                 let ms = self.st.started.elapsed().as_millis();

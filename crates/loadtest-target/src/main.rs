@@ -4,7 +4,7 @@
 //! loadtest-target [--addr 127.0.0.1:8080] [--latency fixed:20ms|uniform:10ms..50ms|
 //!                 lognormal:100ms,0.5|quantiles:0=10ms,0.9=40ms,1=60ms]
 //!                 [--error-rate 0.01] [--error-status 503] [--drop-rate 0.001]
-//!                 [--sse-interval 1s] [--sse-drop-after 30] [--stall-after 10s --stall-for 2s]
+//!                 [--sse-interval 1s] [--sse-drop-after 30] [--sse-retry 3s] [--stall-after 10s --stall-for 2s]
 //!                 [--seed 7]   (random sampling instead of stratified)
 //! ```
 //! Prints `listening on ADDR` once bound; runs until killed.
@@ -53,6 +53,7 @@ fn run() -> Result<(), String> {
             "--drop-rate" => cfg.drop_rate = num(&value)?,
             "--sse-interval" => cfg.sse_interval = parse_duration(&value)?,
             "--sse-drop-after" => cfg.sse_drop_after = Some(num(&value)? as u64),
+            "--sse-retry" => cfg.sse_retry = Some(parse_duration(&value)?),
             "--stall-after" => stall_after = Some(parse_duration(&value)?),
             "--stall-for" => stall_for = Some(parse_duration(&value)?),
             "--seed" => cfg.sampling = Sampling::Random(num(&value)? as u64),

@@ -640,40 +640,79 @@ struct SseStats {
     never_opened: u64,
 }
 
-/// Counts SSE events: a blank line ends an event that had at least one field line
-/// (comment-only blocks such as `: keep-alive` are not events).
+/// The event-stream parser of the HTML standard ("Interpreting an event stream"), as an
+/// `EventSource` runs it, fed in chunks: lines end in LF, CR or CRLF; `data:` lines append to
+/// the data buffer; a blank line dispatches an event only when the buffer is not empty (a block
+/// with only `id:`, `event:` or `retry:` is no event, and `: comment` lines are ignored); `id:`
+/// sets the last event id (unless it holds NUL), kept across events for `Last-Event-ID`;
+/// `retry:` of ASCII digits only sets the reconnection time. Field values lose one leading
+/// space. Only counts are kept, never the data.
 #[derive(Debug, Default)]
-pub struct EventCounter {
-    line_len: usize,
-    comment: bool,
-    has_field: bool,
+pub struct SseParser {
+    line: Vec<u8>,
+    /// The previous byte was CR: a following LF belongs to the same line end.
+    after_cr: bool,
+    has_data: bool,
+    pending_id: Option<String>,
+    /// Events dispatched.
     pub events: u64,
+    /// The last event id a dispatched (or id-only) block set: sent as `Last-Event-ID`.
+    pub last_event_id: Option<String>,
+    /// The reconnection time the server asked for with `retry:`.
+    pub retry: Option<Duration>,
 }
 
-impl EventCounter {
+impl SseParser {
     pub fn feed(&mut self, chunk: &[u8]) {
         for &b in chunk {
             match b {
-                b'\r' => {}
-                b'\n' => {
-                    if self.line_len == 0 {
-                        if self.has_field {
-                            self.events += 1;
-                            self.has_field = false;
-                        }
-                    } else if !self.comment {
-                        self.has_field = true;
-                    }
-                    self.line_len = 0;
-                    self.comment = false;
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' | b'\r' => {
+                    self.after_cr = b == b'\r';
+                    let line = std::mem::take(&mut self.line);
+                    self.line_done(&line);
                 }
                 _ => {
-                    if self.line_len == 0 && b == b':' {
-                        self.comment = true;
-                    }
-                    self.line_len += 1;
+                    self.after_cr = false;
+                    self.line.push(b);
                 }
             }
+        }
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            // The id is the stream's last event id whether or not data followed it.
+            if let Some(id) = self.pending_id.take() {
+                self.last_event_id = Some(id);
+            }
+            if self.has_data {
+                self.events += 1;
+                self.has_data = false;
+            }
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let (field, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => self.has_data = true,
+            b"id" if !value.contains(&0) => {
+                self.pending_id = Some(String::from_utf8_lossy(value).into_owned())
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                if let Ok(ms) = std::str::from_utf8(value).unwrap_or("").parse::<u64>() {
+                    self.retry = Some(Duration::from_millis(ms));
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -720,7 +759,10 @@ async fn open_stream(
     template: &RequestTemplate,
     addrs: &[SocketAddr],
     tls: Option<&reqwest::Client>,
+    last_event_id: Option<&str>,
 ) -> Result<Stream, OpenError> {
+    // A reconnecting EventSource tells the server where it stopped.
+    let resume = last_event_id.and_then(|id| http::HeaderValue::from_str(id).ok());
     let is_sse = |ct: Option<&http::HeaderValue>| {
         ct.and_then(|v| v.to_str().ok())
             .map(|s| s.to_ascii_lowercase().starts_with("text/event-stream"))
@@ -734,6 +776,9 @@ async fn open_stream(
                 http::header::ACCEPT,
                 http::HeaderValue::from_static("text/event-stream"),
             );
+            if let Some(v) = &resume {
+                r.headers_mut().insert("last-event-id", v.clone());
+            }
             let resp = conn
                 .send_request(r)
                 .await
@@ -756,6 +801,9 @@ async fn open_stream(
                 http::header::ACCEPT,
                 http::HeaderValue::from_static("text/event-stream"),
             );
+            if let Some(v) = &resume {
+                headers.insert("last-event-id", v.clone());
+            }
             let resp = client
                 .request(template.method.clone(), &template.url)
                 .headers(headers)
@@ -860,16 +908,26 @@ async fn run_sse(
             tokio::time::sleep_until(open_at.into()).await;
             let mut opened_any = false;
             let mut dropped_at: Option<Instant> = None;
+            // Kept across reconnects, as an EventSource keeps them.
+            let mut parser = SseParser::default();
             while Instant::now() < stop_at {
                 let start = Instant::now();
                 let limit = (start + timeout).min(stop_at);
                 let opened = tokio::time::timeout_at(
                     limit.into(),
-                    open_stream(template, addrs, tls.as_ref()),
+                    open_stream(
+                        template,
+                        addrs,
+                        tls.as_ref(),
+                        parser.last_event_id.as_deref(),
+                    ),
                 )
                 .await;
                 let mut stream = match opened {
                     Ok(Ok(s)) => s,
+                    // Still connecting when the window closed, within its timeout: not a
+                    // failed stream (the next window's client opens it).
+                    Err(_) if limit == stop_at && start + timeout > stop_at => break,
                     failed => {
                         {
                             let mut st = stats.borrow_mut();
@@ -909,12 +967,12 @@ async fn run_sse(
                     }
                 }
                 opened_any = true;
-                let mut counter = EventCounter::default();
+                let before = parser.events;
                 let ended = loop {
                     tokio::select! {
                         c = stream.chunk() => match c {
                             Ok(Some(b)) => {
-                                counter.feed(&b);
+                                parser.feed(&b);
                                 stats.borrow_mut().bytes += b.len() as u64;
                             }
                             _ => break true,
@@ -922,12 +980,18 @@ async fn run_sse(
                         _ = tokio::time::sleep_until(stop_at.into()) => break false,
                     }
                 };
-                stats.borrow_mut().events += counter.events;
+                stats.borrow_mut().events += parser.events - before;
                 if !ended {
                     break;
                 }
-                // The server dropped the stream: reconnect at once.
+                // The server dropped the stream: reconnect after the reconnection time it
+                // asked for with `retry:` (at once when it asked for none), sending the last
+                // event id. The reconnect duration counts from the drop, wait included, as a
+                // user waits it.
                 dropped_at = Some(Instant::now());
+                if let Some(wait) = parser.retry {
+                    tokio::time::sleep_until((Instant::now() + wait).min(stop_at).into()).await;
+                }
             }
             if !opened_any {
                 stats.borrow_mut().never_opened += 1;
@@ -997,10 +1061,47 @@ mod tests {
 
     #[test]
     fn sse_events_are_counted_across_chunks() {
-        let mut c = EventCounter::default();
+        let mut c = SseParser::default();
         c.feed(b"id: 1\ndata: {\"n\": 1}\n");
         c.feed(b"\n: keep-alive\n\nda");
         c.feed(b"ta: x\r\n\r\n");
         assert_eq!(c.events, 2);
+        assert_eq!(c.last_event_id.as_deref(), Some("1"));
+    }
+
+    /// What an EventSource counts: no `data:`, no event (a `retry:`-only or `id:`-only block,
+    /// an `event:` without data); CR, LF and CRLF line ends, split anywhere; `id:` kept for
+    /// `Last-Event-ID` (not one with NUL); `retry:` only when all digits.
+    #[test]
+    fn the_sse_parser_counts_as_an_event_source_does() {
+        let mut p = SseParser::default();
+        p.feed(b"retry: 1500\n\n");
+        assert_eq!((p.events, p.retry), (0, Some(Duration::from_millis(1500))));
+        p.feed(b"event: tick\n\n: comment\n\nid: 7\n\n");
+        assert_eq!(p.events, 0, "no data, no event");
+        assert_eq!(p.last_event_id.as_deref(), Some("7"));
+        p.feed(b"id: 8\revent: tick\rdata: a\r\rdata:b\r");
+        p.feed(b"\ndata: c\r\n\r");
+        p.feed(b"\n");
+        assert_eq!(p.events, 2);
+        assert_eq!(p.last_event_id.as_deref(), Some("8"));
+        p.feed(b"retry: 2s\nid: bad\0id\ndata: x\n\n");
+        assert_eq!(
+            p.retry,
+            Some(Duration::from_millis(1500)),
+            "not digits: ignored"
+        );
+        assert_eq!(
+            p.last_event_id.as_deref(),
+            Some("8"),
+            "an id with NUL is ignored"
+        );
+        assert_eq!(p.events, 3);
+        // The target's own events: id, event, data; 20 of them are 20 events.
+        let mut q = SseParser::default();
+        for n in 0..20 {
+            q.feed(format!("id: {n}\nevent: tick\ndata: {{\"n\": {n}}}\n\n").as_bytes());
+        }
+        assert_eq!((q.events, q.last_event_id.as_deref()), (20, Some("19")));
     }
 }

@@ -467,6 +467,71 @@ async fn sse_handshakes_reconnects_and_events_with_server_drops() {
     assert_eq!(handle.sse_open(), 0, "streams closed at the window end");
 }
 
+/// As an EventSource: the server's `retry: 300` (a block with no data, so no event) sets the
+/// wait before each reconnect, and each reconnect sends `Last-Event-ID`, from which the server
+/// resumes; the events counted are exactly the data events the server sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_reconnects_honour_retry_and_resume_from_the_last_event_id() {
+    let (addr, handle) = target(TargetConfig {
+        sse_interval: Duration::from_millis(40),
+        sse_drop_after: Some(3),
+        sse_retry: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let ex = json!({"type": "sse-clients", "clients": 4, "duration": "2s", "ramp_up": "100ms"});
+    let r = run_shard(
+        request(addr, "/api/v1/events/stream", ex, (0, 2000), (0, 1)),
+        settings(),
+        far(),
+    )
+    .await
+    .unwrap();
+    let sse = r.result.sse.as_ref().unwrap();
+    assert_eq!(sse.streams_failed, 0, "{sse:?}");
+    assert!(sse.reconnects >= 4, "{sse:?}");
+    // Each reconnect waited the server's 300 ms (a stream lasts ~120 ms, so about 4 streams a
+    // client in 2 s, not the ~16 an immediate reconnect gives).
+    let reconnect = h(&sse.reconnect_us);
+    assert!(
+        ms(&reconnect, 0.0) >= 299.0,
+        "reconnect min {} ms",
+        ms(&reconnect, 0.0)
+    );
+    assert!(sse.streams_opened <= 4 * 6, "{sse:?}");
+    assert_eq!(
+        handle.sse_resumed(),
+        sse.reconnects,
+        "every reconnect sent Last-Event-ID"
+    );
+    // retry-only blocks are not events: what was received is at most what was sent as data.
+    assert!(sse.events_received <= handle.sse_events(), "{sse:?}");
+    assert!(sse.events_received >= 3 * sse.reconnects, "{sse:?}");
+}
+
+/// A handshake still in flight when the window closes (within its timeout) is not a failed
+/// stream: the target takes 2 s to answer, the window is 0.5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_handshake_cut_by_the_window_end_is_not_a_failure() {
+    let (addr, _h) = target(TargetConfig {
+        latency: "fixed:2s".parse().unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let ex = json!({"type": "sse-clients", "clients": 3, "duration": "500ms", "ramp_up": "10ms"});
+    let r = run_shard(
+        request(addr, "/api/v1/events/stream", ex, (0, 500), (0, 1)),
+        settings(),
+        far(),
+    )
+    .await
+    .unwrap();
+    let sse = r.result.sse.as_ref().unwrap();
+    assert_eq!(sse.streams_failed, 0, "{sse:?}");
+    assert_eq!(r.result.errors.total(), 0, "{:?}", r.result);
+    assert_eq!(sse.streams_opened, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_beyond_the_descriptor_budget_is_refused() {
     let (addr, _h) = target(TargetConfig::default()).await;
