@@ -138,6 +138,10 @@ pub struct SseResult {
     pub handshake_us: String,
     /// Drop → the next stream's headers, µs histogram (encoded).
     pub reconnect_us: String,
+    /// Event sent (the server's `"server_unix_us"` in the event's data) → received, µs
+    /// histogram (encoded); empty when the server stamps no time.
+    #[serde(default)]
+    pub delivery_lag_us: String,
     pub streams_opened: u64,
     pub streams_failed: u64,
     pub reconnects: u64,

@@ -711,8 +711,13 @@ impl hyper::body::Body for SseBody {
                 self.sent += 1;
                 self.st.sse_events.fetch_add(1, Ordering::Relaxed);
                 let ms = self.st.started.elapsed().as_millis();
+                // Wall-clock µs when the event left: the client's delivery lag.
+                let unix_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0);
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
-                    "id: {n}\nevent: tick\ndata: {{\"n\": {n}, \"server_ms\": {ms}}}\n\n"
+                    "id: {n}\nevent: tick\ndata: {{\"n\": {n}, \"server_ms\": {ms}, \"server_unix_us\": {unix_us}}}\n\n"
                 ))))))
             }
         }

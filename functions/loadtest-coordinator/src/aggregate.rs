@@ -38,6 +38,8 @@ pub struct Aggregate {
     pub scheduler_lag: Histogram<u64>,
     pub sse_handshake: Histogram<u64>,
     pub sse_reconnect: Histogram<u64>,
+    /// SSE event sent → received (the server's stamp).
+    pub sse_delivery_lag: Histogram<u64>,
     pub scheduled: u64,
     pub sent: u64,
     pub ok: u64,
@@ -60,6 +62,7 @@ impl Default for Aggregate {
             scheduler_lag: new_histogram(),
             sse_handshake: new_histogram(),
             sse_reconnect: new_histogram(),
+            sse_delivery_lag: new_histogram(),
             scheduled: 0,
             sent: 0,
             ok: 0,
@@ -109,15 +112,17 @@ impl Aggregate {
             Some(s) => Some((
                 decode_histogram(&s.handshake_us)?,
                 decode_histogram(&s.reconnect_us)?,
+                decode_histogram(&s.delivery_lag_us)?,
             )),
             None => None,
         };
         add_hist(&mut self.latency, &lat);
         add_hist(&mut self.latency_uncorrected, &unc);
         add_hist(&mut self.scheduler_lag, &lag);
-        if let (Some(sse), Some((hs, rc))) = (&r.sse, &sse_h) {
+        if let (Some(sse), Some((hs, rc, lag))) = (&r.sse, &sse_h) {
             add_hist(&mut self.sse_handshake, hs);
             add_hist(&mut self.sse_reconnect, rc);
+            add_hist(&mut self.sse_delivery_lag, lag);
             let t = self.sse.get_or_insert_with(SseTotals::default);
             t.clients += sse.clients.max(expected);
             t.streams_opened += sse.streams_opened;
@@ -166,6 +171,7 @@ impl Aggregate {
         add_hist(&mut self.scheduler_lag, &o.scheduler_lag);
         add_hist(&mut self.sse_handshake, &o.sse_handshake);
         add_hist(&mut self.sse_reconnect, &o.sse_reconnect);
+        add_hist(&mut self.sse_delivery_lag, &o.sse_delivery_lag);
         self.scheduled += o.scheduled;
         self.sent += o.sent;
         self.ok += o.ok;
@@ -193,6 +199,7 @@ impl Aggregate {
             scheduler_lag_us: encode_histogram(&self.scheduler_lag)?,
             sse_handshake_us: encode_histogram(&self.sse_handshake)?,
             sse_reconnect_us: encode_histogram(&self.sse_reconnect)?,
+            sse_delivery_lag_us: encode_histogram(&self.sse_delivery_lag)?,
             scheduled: self.scheduled,
             sent: self.sent,
             ok: self.ok,
@@ -214,6 +221,7 @@ impl Aggregate {
             scheduler_lag: decode_histogram(&d.scheduler_lag_us)?,
             sse_handshake: decode_histogram(&d.sse_handshake_us)?,
             sse_reconnect: decode_histogram(&d.sse_reconnect_us)?,
+            sse_delivery_lag: decode_histogram(&d.sse_delivery_lag_us)?,
             scheduled: d.scheduled,
             sent: d.sent,
             ok: d.ok,
@@ -243,6 +251,8 @@ pub struct AggregateDoc {
     pub sse_handshake_us: String,
     #[serde(default)]
     pub sse_reconnect_us: String,
+    #[serde(default)]
+    pub sse_delivery_lag_us: String,
     pub scheduled: u64,
     pub sent: u64,
     pub ok: u64,
@@ -333,6 +343,9 @@ pub struct Numbers {
 pub struct SseNumbers {
     pub handshake_ms: Stats,
     pub reconnect_ms: Stats,
+    /// Event sent (the server's stamp) → received.
+    #[serde(default)]
+    pub delivery_lag_ms: Stats,
     pub totals: SseTotals,
 }
 
@@ -375,6 +388,7 @@ impl Numbers {
             sse: a.sse.as_ref().map(|t| SseNumbers {
                 handshake_ms: Stats::of(&a.sse_handshake),
                 reconnect_ms: Stats::of(&a.sse_reconnect),
+                delivery_lag_ms: Stats::of(&a.sse_delivery_lag),
                 totals: t.clone(),
             }),
         }

@@ -135,10 +135,11 @@ pub fn markdown(r: &RunReport, chart_file: &str) -> String {
     ));
     if let Some(sse) = &n.sse {
         s.push_str(&format!(
-            "## Server-Sent Events\n\nclients {}, streams opened {}, failed {}, reconnects {}, events {}.\nHandshake p95 {:.2} ms (max {:.2}, {} samples); reconnect p95 {:.2} ms ({} samples).\n\n",
+            "## Server-Sent Events\n\nclients {}, streams opened {}, failed {}, reconnects {}, events {}.\nHandshake p95 {:.2} ms (max {:.2}, {} samples); reconnect p95 {:.2} ms ({} samples); event delivery lag p95 {:.2} ms (max {:.2}, {} events stamped by the server).\n\n",
             sse.totals.clients, sse.totals.streams_opened, sse.totals.streams_failed, sse.totals.reconnects,
             sse.totals.events_received, sse.handshake_ms.p95, sse.handshake_ms.max, sse.handshake_ms.count,
-            sse.reconnect_ms.p95, sse.reconnect_ms.count
+            sse.reconnect_ms.p95, sse.reconnect_ms.count, sse.delivery_lag_ms.p95, sse.delivery_lag_ms.max,
+            sse.delivery_lag_ms.count
         ));
     }
     s.push_str("## Thresholds\n\n| metric | threshold | observed | samples | result |\n| --- | --- | ---: | ---: | --- |\n");

@@ -1141,6 +1141,7 @@ pub fn percentile_fn(a: &Aggregate) -> impl Fn(&str, f64) -> f64 + '_ {
         "scheduler_lag" => Stats::percentile(&a.scheduler_lag, p),
         "sse_handshake_duration" => Stats::percentile(&a.sse_handshake, p),
         "sse_reconnect_duration" => Stats::percentile(&a.sse_reconnect, p),
+        "sse_event_delivery_lag" => Stats::percentile(&a.sse_delivery_lag, p),
         _ => 0.0,
     }
 }

@@ -236,6 +236,10 @@ pub fn k6_summary(r: &RunReport) -> Value {
             with_thresholds(trend(&sse.reconnect_ms), "sse_reconnect_duration", j),
         );
         metrics.insert(
+            "sse_event_delivery_lag".into(),
+            with_thresholds(trend(&sse.delivery_lag_ms), "sse_event_delivery_lag", j),
+        );
+        metrics.insert(
             "sse_events".into(),
             Value::Object(counter(sse.totals.events_received, d)),
         );
@@ -364,6 +368,10 @@ pub fn prom_series(r: &RunReport, ts_ms: i64) -> WriteRequest {
             (
                 "k6_summary_sse_reconnect_duration_max".into(),
                 s(sse.reconnect_ms.max),
+            ),
+            (
+                "k6_summary_sse_event_delivery_lag_p95".into(),
+                s(sse.delivery_lag_ms.p95),
             ),
             (
                 "k6_summary_sse_streams_opened_total".into(),
@@ -595,6 +603,7 @@ mod tests {
             numbers.sse = Some(SseNumbers {
                 handshake_ms: numbers.latency_ms.clone(),
                 reconnect_ms: numbers.latency_ms.clone(),
+                delivery_lag_ms: numbers.latency_ms.clone(),
                 totals: SseTotals::default(),
             });
         }

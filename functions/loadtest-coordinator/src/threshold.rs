@@ -79,6 +79,7 @@ pub const METRICS: &[&str] = &[
     "scheduler_lag",
     "sse_handshake_duration",
     "sse_reconnect_duration",
+    "sse_event_delivery_lag",
     "sse_streams_failed",
 ];
 
@@ -88,7 +89,8 @@ fn kind_of(metric: &str) -> Option<Kind> {
         "http_req_duration"
         | "scheduler_lag"
         | "sse_handshake_duration"
-        | "sse_reconnect_duration" => Some(Kind::Trend),
+        | "sse_reconnect_duration"
+        | "sse_event_delivery_lag" => Some(Kind::Trend),
         "http_req_failed" | "sse_streams_failed" => Some(Kind::Rate),
         "http_reqs" | "dropped_iterations" => Some(Kind::Counter),
         _ => None,
@@ -236,6 +238,7 @@ fn trend<'a>(metric: &str, n: &'a Numbers) -> Option<&'a Stats> {
         "scheduler_lag" => Some(&n.scheduler_lag_ms),
         "sse_handshake_duration" => n.sse.as_ref().map(|s| &s.handshake_ms),
         "sse_reconnect_duration" => n.sse.as_ref().map(|s| &s.reconnect_ms),
+        "sse_event_delivery_lag" => n.sse.as_ref().map(|s| &s.delivery_lag_ms),
         _ => None,
     }
 }
@@ -420,6 +423,7 @@ mod tests {
         sse.sse = Some(crate::aggregate::SseNumbers {
             handshake_ms: Stats::default(),
             reconnect_ms: Stats::default(),
+            delivery_lag_ms: Stats::default(),
             totals: crate::aggregate::SseTotals {
                 clients: 100,
                 streams_opened: 199,

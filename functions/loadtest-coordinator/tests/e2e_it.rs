@@ -458,6 +458,19 @@ mod grafana {
                 "{name}: {}",
                 r["notes"]
             );
+            if name == "grafana-sse" {
+                // Every event the real shards received carried the target's send time: the
+                // merged delivery lag has one sample per event.
+                let sse = &r["numbers"]["sse"];
+                assert!(
+                    sse["delivery_lag_ms"]["count"].as_u64().unwrap_or(0) > 0,
+                    "{sse}"
+                );
+                assert_eq!(
+                    sse["delivery_lag_ms"]["count"], sse["totals"]["events_received"],
+                    "{sse}"
+                );
+            }
             if name == "grafana-http" {
                 http_sent = r["numbers"]["sent"].as_f64().unwrap();
             }

@@ -631,6 +631,7 @@ pub fn closed_loop(
 struct SseStats {
     handshake: Histogram<u64>,
     reconnect: Histogram<u64>,
+    delivery_lag: Histogram<u64>,
     opened: u64,
     failed: u64,
     reconnects: u64,
@@ -654,6 +655,10 @@ pub struct SseParser {
     after_cr: bool,
     has_data: bool,
     pending_id: Option<String>,
+    /// The send time the current event's data carries (`"server_unix_us": <µs>`).
+    pending_stamp: Option<u64>,
+    /// Send times of the events dispatched since the caller last took them.
+    pub stamps: Vec<u64>,
     /// Events dispatched.
     pub events: u64,
     /// The last event id a dispatched (or id-only) block set: sent as `Last-Event-ID`.
@@ -689,7 +694,11 @@ impl SseParser {
             if self.has_data {
                 self.events += 1;
                 self.has_data = false;
+                if let Some(t) = self.pending_stamp.take() {
+                    self.stamps.push(t);
+                }
             }
+            self.pending_stamp = None;
             return;
         }
         if line[0] == b':' {
@@ -703,7 +712,12 @@ impl SseParser {
             None => (line, &b""[..]),
         };
         match field {
-            b"data" => self.has_data = true,
+            b"data" => {
+                self.has_data = true;
+                if let Some(t) = stamp_in(value) {
+                    self.pending_stamp = Some(t);
+                }
+            }
             b"id" if !value.contains(&0) => {
                 self.pending_id = Some(String::from_utf8_lossy(value).into_owned())
             }
@@ -715,6 +729,28 @@ impl SseParser {
             _ => {}
         }
     }
+}
+
+/// The digits after `"server_unix_us":` in an event's data, if any (a substring scan: the
+/// data is not otherwise parsed, so a stream costs no JSON work).
+fn stamp_in(data: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"server_unix_us\":";
+    let at = data.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &data[at..];
+    let digits: Vec<u8> = rest
+        .iter()
+        .skip_while(|b| **b == b' ')
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+fn unix_us_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 enum Stream {
@@ -883,6 +919,7 @@ async fn run_sse(
         RefCell::new(SseStats {
             handshake: new_histogram(),
             reconnect: new_histogram(),
+            delivery_lag: new_histogram(),
             opened: 0,
             failed: 0,
             reconnects: 0,
@@ -973,7 +1010,14 @@ async fn run_sse(
                         c = stream.chunk() => match c {
                             Ok(Some(b)) => {
                                 parser.feed(&b);
-                                stats.borrow_mut().bytes += b.len() as u64;
+                                let mut st = stats.borrow_mut();
+                                st.bytes += b.len() as u64;
+                                if !parser.stamps.is_empty() {
+                                    let now = unix_us_now();
+                                    for t in parser.stamps.drain(..) {
+                                        st.delivery_lag.saturating_record(now.saturating_sub(t).max(1));
+                                    }
+                                }
                             }
                             _ => break true,
                         },
@@ -1023,6 +1067,7 @@ async fn run_sse(
         clients: n,
         handshake_us: handshake,
         reconnect_us: encode(&st.reconnect)?,
+        delivery_lag_us: encode(&st.delivery_lag)?,
         streams_opened: st.opened,
         streams_failed: st.failed,
         reconnects: st.reconnects,
@@ -1097,6 +1142,12 @@ mod tests {
             "an id with NUL is ignored"
         );
         assert_eq!(p.events, 3);
+        // The send time an event's data carries is taken once the event is dispatched.
+        let mut t = SseParser::default();
+        t.feed(b"data: {\"n\": 1, \"server_unix_us\": 1700000000123456}\n");
+        assert!(t.stamps.is_empty(), "not dispatched yet");
+        t.feed(b"\ndata: {\"n\": 2}\n\n");
+        assert_eq!(t.stamps, [1_700_000_000_123_456]);
         // The target's own events: id, event, data; 20 of them are 20 events.
         let mut q = SseParser::default();
         for n in 0..20 {

@@ -463,6 +463,14 @@ async fn sse_handshakes_reconnects_and_events_with_server_drops() {
     assert!(sse.events_received <= handle.sse_events());
     assert!(ms(&h(&sse.reconnect_us), 0.95) < 100.0);
     assert!(ms(&h(&sse.handshake_us), 0.95) < 100.0);
+    // The target stamps each event's send time: every event received has its delivery lag.
+    let lag = h(&sse.delivery_lag_us);
+    assert_eq!(lag.len(), sse.events_received, "{sse:?}");
+    assert!(
+        ms(&lag, 0.95) < 50.0,
+        "delivery lag p95 {} ms on one machine",
+        ms(&lag, 0.95)
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(handle.sse_open(), 0, "streams closed at the window end");
 }
