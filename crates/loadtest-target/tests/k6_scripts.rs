@@ -190,3 +190,63 @@ async fn a_foreign_token_is_refused() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert_eq!(t.authorized(), 0);
 }
+
+/// Without overrides, the scripts say what the playbook says (read back by `k6 inspect`, as a
+/// k6 user would check them): the executor, rate, duration and thresholds of each.
+#[test]
+fn the_scripts_carry_the_playbooks_rates_durations_and_thresholds() {
+    for (script, scenario, rate, duration, thresholds) in [
+        (
+            "scenario_bulk_import.js",
+            "bulk_import",
+            40,
+            "15m0s",
+            vec![
+                ("http_req_duration{scenario:bulk_import}", "p(95)<1000"),
+                ("http_req_failed{scenario:bulk_import}", "rate<0.005"),
+            ],
+        ),
+        (
+            "scenario_quote_generation.js",
+            "quote_generation",
+            60,
+            "20m0s",
+            vec![("http_req_duration{scenario:quote_generation}", "p(95)<900")],
+        ),
+        (
+            "scenario_realtime_events.js",
+            "timeline_updates",
+            120,
+            "10m0s",
+            vec![("http_req_duration{scenario:timeline_updates}", "p(95)<500")],
+        ),
+    ] {
+        let out = Command::new(k6())
+            .current_dir(root().join("scripts/k6"))
+            .args(["inspect", script])
+            .env_remove("DURATION")
+            .env_remove("RATE_PER_MIN")
+            .output()
+            .expect("k6 inspect");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let o: Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
+        let s = &o["scenarios"][scenario];
+        assert_eq!(s["executor"], "constant-arrival-rate", "{script}: {s}");
+        assert_eq!(s["rate"], rate, "{script}");
+        assert_eq!(s["timeUnit"], "1m0s", "{script}");
+        assert_eq!(s["duration"], duration, "{script}");
+        for (metric, expr) in thresholds {
+            assert!(
+                o["thresholds"][metric]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|e| e == expr)),
+                "{script}: {metric} {expr} in {}",
+                o["thresholds"]
+            );
+        }
+    }
+}
