@@ -25,7 +25,7 @@ use shared::{SuiteError, SuiteResult};
 use crate::aggregate::{Aggregate, Numbers};
 use crate::plan::SlicePlan;
 use crate::port::{Invoker, Notifier, Store};
-use crate::run::{iso, now_ms, percentile_fn, to_bytes, Engine, RunDoc};
+use crate::run::{internal, iso, now_ms, percentile_fn, to_bytes, Engine, RunDoc};
 use crate::threshold::{judge, parse_thresholds, Judged};
 
 /// The price table arms read by instance type (documented in the file itself and in
@@ -635,10 +635,6 @@ pub fn markdown(r: &AbReport) -> String {
     s
 }
 
-fn internal(e: impl std::fmt::Display) -> SuiteError {
-    SuiteError::Internal(e.to_string())
-}
-
 // ---- the engine's steps for an A/B run ---------------------------------------------------
 
 impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
@@ -701,12 +697,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         let mut windows = vec![];
         let wait_until = now_ms() + self.settings.finalize_wait.as_millis() as u64;
         for i in 0..upto {
-            let mut p = self.partial(run, i).await?;
-            while p.is_none() && now_ms() < wait_until {
-                tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-                p = self.partial(run, i).await?;
-            }
-            match p {
+            match self.partial_by(run, i, wait_until).await? {
                 Some(p) if p.arms.len() == 2 => {
                     windows.push(run.plan.slices[i as usize].window);
                     for (a, d) in arms.iter_mut().zip(p.arms.iter()) {

@@ -39,7 +39,7 @@ pub(crate) fn iso(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-fn internal(e: impl std::fmt::Display) -> SuiteError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> SuiteError {
     SuiteError::Internal(e.to_string())
 }
 
@@ -386,6 +386,22 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
             ));
         }
         self.run_slice(&run, k).await
+    }
+
+    /// Slice `k`'s partial, polled once a second until `wait_until` (Unix ms): the
+    /// finalizer waits for the slices still writing theirs.
+    pub(crate) async fn partial_by(
+        &self,
+        run: &RunDoc,
+        k: u32,
+        wait_until: u64,
+    ) -> SuiteResult<Option<SlicePartial>> {
+        let mut p = self.partial(run, k).await?;
+        while p.is_none() && now_ms() < wait_until {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            p = self.partial(run, k).await?;
+        }
+        Ok(p)
     }
 
     pub(crate) async fn partial(&self, run: &RunDoc, k: u32) -> SuiteResult<Option<SlicePartial>> {
@@ -815,12 +831,7 @@ impl<S: Store, I: Invoker, N: Notifier> Engine<'_, S, I, N> {
         for i in 0..upto {
             let sl = &run.plan.slices[i as usize];
             duration_ms += sl.window.to_ms - sl.window.from_ms;
-            let mut p = self.partial(run, i).await?;
-            while p.is_none() && now_ms() < wait_until {
-                tokio::time::sleep(Duration::from_millis(1000)).await;
-                p = self.partial(run, i).await?;
-            }
-            match p {
+            match self.partial_by(run, i, wait_until).await? {
                 Some(p) => {
                     if let Some(rw) = p
                         .remote_write
